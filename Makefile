@@ -41,6 +41,7 @@ test: setup
 	FOCAL_TUTORIAL_SMOKE=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 docs: setup
+	@echo "== docs: execute every notebook (full size), render _docs/ and README.md (tools/build_site.py)"
 	$(PY) tools/build_site.py --execute
 
 clean:
