@@ -1,0 +1,287 @@
+"AutoMM glue: hyperparameter construction, legacy keys, the mmdet slip, alpha checks, validation before any fit."
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import focal_tutorial.automm as automm
+from focal_tutorial.automm import (LEGACY_KEYS, SHOPEE_HPARAMS, automm_classes, check_alpha, choose_profile,
+                                   current_key, fit_predictor, focal_hyperparameters, translate_hyperparameters)
+from focal_tutorial.core import class_weights
+
+LABELS = [0] * 200 + [1] * 66 + [2] * 22 + [3] * 7
+W = class_weights(LABELS)
+
+
+@pytest.fixture
+def train_df():
+    return pd.DataFrame({"image": [f"img_{i}.png" for i in range(len(LABELS))], "label": LABELS})
+
+
+def test_import_does_not_load_autogluon():
+    code = "import sys, focal_tutorial.automm; print('autogluon' in ' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("alpha", [W, np.array(W), torch.tensor(W, dtype=torch.float64), tuple(W), pd.Series(W)])
+def test_focal_hyperparameters_current_keys_and_python_floats(alpha):
+    hp = focal_hyperparameters(alpha)
+    assert hp == {"optim.loss_func": "focal_loss", "optim.focal_loss.alpha": pytest.approx(W, rel=1e-12),
+                  "optim.focal_loss.gamma": 1.0, "optim.focal_loss.reduction": "sum"}
+    assert all(type(x) is float for x in hp["optim.focal_loss.alpha"])
+    assert type(hp["optim.focal_loss.gamma"]) is float
+
+
+def test_overrides_and_base_hyperparameters_merge_overrides_win():
+    hp = focal_hyperparameters(W, gamma=2, reduction="mean", hyperparameters={"optim.max_epochs": 3, "env.num_gpus": 1},
+                               **{"optim.max_epochs": 10})
+    assert hp["optim.max_epochs"] == 10 and hp["env.num_gpus"] == 1
+    assert (hp["optim.focal_loss.gamma"], hp["optim.focal_loss.reduction"]) == (2.0, "mean")
+
+
+def test_focal_hyperparameters_without_alpha():
+    assert focal_hyperparameters(None)["optim.focal_loss.alpha"] is None
+
+
+def test_legacy_keys_translated_with_one_warning():
+    with pytest.warns(FutureWarning, match="'optimization.max_epochs' -> 'optim.max_epochs'") as rec:
+        hp = focal_hyperparameters(W, **{"optimization.max_epochs": 10, "optimization.learning_rate": 1e-3})
+    assert len(rec) == 1
+    assert "'optimization.learning_rate' -> 'optim.lr'" in str(rec[0].message)
+    assert hp["optim.max_epochs"] == 10 and hp["optim.lr"] == 1e-3
+    assert not any(k.startswith("optimization.") for k in hp)
+    assert rec[0].filename == __file__  # the warning points at the caller, not at the package
+
+
+def test_current_keys_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        focal_hyperparameters(W, hyperparameters=SHOPEE_HPARAMS, **{"optim.lr": 1e-4})
+        translate_hyperparameters({"optim.max_epochs": 1})
+
+
+def test_seed_recipe_translates_to_focal_hyperparameters():
+    seed = {"model.timm_image.checkpoint_name": "swin_tiny_patch4_window7_224", "env.num_gpus": 1,
+            "optimization.loss_function": "focal_loss", "optimization.focal_loss.alpha": W,
+            "optimization.focal_loss.gamma": 1.0, "optimization.focal_loss.reduction": "sum",
+            "optimization.max_epochs": 10}
+    with pytest.warns(FutureWarning):
+        assert translate_hyperparameters(seed) == focal_hyperparameters(W, hyperparameters=SHOPEE_HPARAMS)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("model.mmdet_image.checkpoint_name", "swin_tiny_patch4_window7_224",
+     "'model.timm_image.checkpoint_name': 'swin_tiny_patch4_window7_224'"),
+    ("model.mmdet_image.frozen_layers", [], "object-detection"),
+])
+def test_mmdet_image_refused(key, value, message):
+    for call in (lambda: focal_hyperparameters(W, **{key: value}), lambda: translate_hyperparameters({key: value}),
+                 lambda: focal_hyperparameters(W, hyperparameters={key: value})):
+        with pytest.raises(ValueError, match="object-detection") as e:
+            call()
+        assert message in str(e.value)
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(alpha=W, gamma=-0.5), ValueError, "gamma must be"),
+    (dict(alpha=W, gamma=float("inf")), ValueError, "gamma must be"),
+    (dict(alpha=W, gamma=True), ValueError, "gamma must be"),
+    (dict(alpha=W, reduction="none"), ValueError, "reduction must be one of"),
+    (dict(alpha=[1.0]), ValueError, "at least 2"),
+    (dict(alpha=[[0.5, 0.5]]), ValueError, "1-D"),
+    (dict(alpha=[0.5, -0.1]), ValueError, ">= 0"),
+    (dict(alpha=[0.0, 0.0]), ValueError, "not all 0"),
+    (dict(alpha=[0.5, float("nan")]), ValueError, "finite"),
+    (dict(alpha={0: 0.5, 1: 0.5}), TypeError, "class order"),
+    (dict(alpha="0.5,0.5"), TypeError, "class order"),
+    (dict(alpha=["a", "b"]), TypeError, "list of numbers"),
+    (dict(alpha=W, max_epochs=10), ValueError, "not an AutoMM config path"),
+    (dict(alpha=W, hyperparameters="optim.max_epochs=1"), TypeError, "must be a dict"),
+    (dict(alpha=W, **{"optim.focal_loss.gamma": 2.0}), ValueError, "pass gamma=2.0 instead"),
+    (dict(alpha=W, **{"optim.focal_loss.reduction": "mean"}), ValueError, "pass reduction='mean' instead"),
+    (dict(alpha=W, **{"optim.focal_loss.alpha": W[::-1]}), ValueError, "pass alpha="),
+    (dict(alpha=W, **{"optim.focal_loss.alpha": W[:3]}), ValueError, "pass alpha="),
+    (dict(alpha=W, **{"optim.loss_func": "cross_entropy"}), ValueError, "conflicts"),
+    (dict(alpha=W, **{"optimization.max_epochs": 1, "optim.max_epochs": 2}), ValueError, "both set 'optim.max_epochs'"),
+])
+def test_focal_hyperparameters_errors(kwargs, exc, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        with pytest.raises(exc) as e:
+            focal_hyperparameters(**kwargs)
+    assert message in str(e.value)
+
+
+def test_agreeing_focal_keys_are_fine():
+    with pytest.warns(FutureWarning):
+        hp = focal_hyperparameters(W, **{"optimization.loss_function": "Focal_Loss", "optim.focal_loss.gamma": 1.0,
+                                         "optim.focal_loss.alpha": np.array(W)})
+    assert hp == focal_hyperparameters(W)
+
+
+def test_legacy_table_is_autogluons():
+    "LEGACY_KEYS mirrors AutoGluon's make_overrides_backward_compatible, and fixes what it misses."
+    import logging
+    from autogluon.multimodal.utils.config import get_config, make_overrides_backward_compatible
+    logging.getLogger("autogluon").setLevel(logging.ERROR)
+    for old, new in LEGACY_KEYS.items():
+        assert make_overrides_backward_compatible({old: 1}) == {new: 1} == {current_key(old): 1}
+        if old.startswith("optim."):
+            legacy = "optimization." + old[len("optim."):]
+            assert make_overrides_backward_compatible({legacy: 1}) == {current_key(legacy): 1}
+    # AutoGluon 1.6 leaves optimization.max_epochs as it is, and its config builder rejects it; ours goes through
+    legacy = {"optimization.max_epochs": 3, "optimization.focal_loss.gamma": 1.5}
+    with pytest.raises(KeyError, match="optimization.max_epochs"):
+        get_config(problem_type="multiclass", overrides=dict(legacy))
+    with pytest.warns(FutureWarning):
+        cfg = get_config(problem_type="multiclass", overrides=translate_hyperparameters(legacy))
+    assert cfg.optim.max_epochs == 3 and cfg.optim.focal_loss.gamma == 1.5
+    cfg = get_config(problem_type="multiclass", overrides=focal_hyperparameters(W))
+    assert cfg.optim.loss_func == "focal_loss" and list(cfg.optim.focal_loss.alpha) == W
+
+
+@pytest.mark.parametrize("labels, pos", [([3, 1, 2, 1, 0], None), (["owl", "cat", "fox"], None),
+                                         (["yes", "no", "no"], "no"), (["b", "a", "c"], "a"), ([2, 10, 1], None)])
+def test_automm_classes_is_automms_label_encoder(labels, pos):
+    from autogluon.multimodal.data.label_encoder import CustomLabelEncoder
+    assert automm_classes(labels, pos) == CustomLabelEncoder(positive_class=pos).fit(labels).classes_.tolist()
+
+
+def test_automm_classes_errors():
+    with pytest.raises(ValueError, match="not a training class"):
+        automm_classes([0, 1], pos_label=2)
+    with pytest.raises(TypeError, match="one type"):
+        automm_classes([0, "a"])
+
+
+def test_check_alpha_ok(train_df):
+    assert check_alpha(focal_hyperparameters(W), train_df) == [0, 1, 2, 3]
+    assert check_alpha(focal_hyperparameters(W), train_df, classes=(0, 1, 2, 3)) == [0, 1, 2, 3]
+    assert check_alpha(None, train_df) == [0, 1, 2, 3]  # cross-entropy: nothing to check
+    assert check_alpha({"optim.loss_func": "focal_loss"}, train_df) == [0, 1, 2, 3]  # focal without alpha
+    # data.pos_label moves that class last: the weights must follow
+    hp = focal_hyperparameters(class_weights(LABELS, classes=[1, 2, 3, 0]), **{"data.pos_label": 0})
+    assert check_alpha(hp, train_df, classes=[1, 2, 3, 0]) == [1, 2, 3, 0]
+
+
+@pytest.mark.parametrize("hp, kwargs, exc, message", [
+    (focal_hyperparameters(W[:3]), {}, ValueError, "has 3 weights but the training data has 4 classes [0, 1, 2, 3]"),
+    (focal_hyperparameters(W + [0.1]), {}, ValueError, "has 5 weights"),
+    ({"optimization.loss_function": "focal_loss", "optimization.focal_loss.alpha": [1.0, 1.0]}, {}, ValueError,
+     "has 2 weights"),
+    (focal_hyperparameters(W[::-1]), {"classes": [3, 2, 1, 0]}, ValueError, "AutoMM numbers the classes [0, 1, 2, 3]"),
+    (focal_hyperparameters(W), {"classes": [0, 1, 2, 9]}, ValueError, "missing [3], not in the data [9]"),
+    (focal_hyperparameters(W), {"classes": ["0", "1", "2", "3"]}, ValueError, "do not match"),
+    (focal_hyperparameters(W), {"label": "class"}, ValueError, "no label column 'class'"),
+    (focal_hyperparameters(W), {"classes": [0, 1, 2, 3], "label": "image"}, ValueError, "has 4 weights but"),
+])
+def test_check_alpha_errors(train_df, hp, kwargs, exc, message):
+    with pytest.raises(exc) as e:
+        check_alpha(hp, train_df, **kwargs)
+    assert message in str(e.value)
+    assert "class_weights" in str(e.value) or "label" in message
+
+
+def test_check_alpha_bad_data():
+    with pytest.raises(TypeError, match="DataFrame"):
+        check_alpha(focal_hyperparameters(W), LABELS)
+    with pytest.raises(ValueError, match="no label"):
+        check_alpha(None, pd.DataFrame({"label": [0, None, 1]}))
+    with pytest.raises(ValueError, match="no rows"):
+        check_alpha(None, pd.DataFrame({"label": []}))
+
+
+class Recorder:
+    "Stands in for MultiModalPredictor: records what it was asked to do."
+    calls = []
+
+    def __init__(self, **kwargs):
+        Recorder.calls.append(("init", kwargs))
+
+    def fit(self, train_data, **kwargs):
+        Recorder.calls.append(("fit", len(train_data), kwargs))
+        return self
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    Recorder.calls = []
+    monkeypatch.setattr(automm, "_predictor_class", lambda: Recorder)
+    return Recorder
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((focal_hyperparameters(W[:3]),), {}, "has 3 weights"),
+    ((focal_hyperparameters(W[::-1]),), {"label": "missing"}, "no label column 'missing'"),
+    (({"model.mmdet_image.checkpoint_name": "swin_tiny_patch4_window7_224"},), {}, "model.timm_image.checkpoint_name"),
+    (({"max_epochs": 1},), {}, "not an AutoMM config path"),
+    ((None,), {"seed": -1}, "seed must be"),
+    ((None,), {"seed": 1.5}, "seed must be"),
+    ((None,), {"tuning_data": pd.DataFrame({"image": ["x.png"], "label": [7]})}, "tuning_data has labels [7]"),
+    ((None,), {"tuning_data": pd.DataFrame({"image": ["x.png"]})}, "no label column 'label'"),
+    ((None,), {"predictor_kwargs": {"path": "x", "enable_progress_bar": False}}, "must not set ['path']"),
+])
+def test_fit_predictor_validates_before_creating_a_predictor(recorder, train_df, args, kwargs, message):
+    with pytest.raises((ValueError, TypeError)) as e:
+        fit_predictor(train_df, *args, **kwargs)
+    assert message in str(e.value)
+    assert recorder.calls == []
+
+
+def test_fit_predictor_single_class_and_not_a_frame(recorder, train_df):
+    with pytest.raises(ValueError, match="single class"):
+        fit_predictor(train_df.iloc[:5])
+    with pytest.raises(TypeError, match="DataFrame"):
+        fit_predictor("train.csv")
+    assert recorder.calls == []
+
+
+def test_fit_predictor_calls_automm(recorder, train_df, tmp_path):
+    with pytest.warns(FutureWarning):
+        out = fit_predictor(train_df, {"optimization.max_epochs": 2, **focal_hyperparameters(W)}, path=tmp_path,
+                            seed=np.int64(4), verbosity=0, predictor_kwargs={"enable_progress_bar": False},
+                            time_limit=60)
+    assert isinstance(out, Recorder)
+    assert recorder.calls == [
+        ("init", {"label": "label", "problem_type": "multiclass", "path": str(tmp_path), "verbosity": 0,
+                  "enable_progress_bar": False}),
+        ("fit", len(train_df), {"hyperparameters": {"optim.max_epochs": 2, **focal_hyperparameters(W)}, "seed": 4,
+                                "time_limit": 60})]
+    assert type(recorder.calls[1][2]["seed"]) is int
+
+
+def test_fit_predictor_binary(recorder):
+    df = pd.DataFrame({"image": ["a", "b", "c"], "y": ["no", "yes", "no"]})
+    fit_predictor(df, label="y")
+    assert recorder.calls[0][1]["problem_type"] == "binary" and recorder.calls[0][1]["label"] == "y"
+
+
+def test_choose_profile(monkeypatch):
+    monkeypatch.delenv("FOCAL_TUTORIAL_PROFILE", raising=False)
+    p = choose_profile()
+    assert p["name"] in ("shopee", "offline") and p["gpu"] == torch.cuda.is_available()
+    assert p["versions"]["autogluon.multimodal"].startswith("1.6")
+    if not p["gpu"]:
+        assert (p["name"], p["internet"], p["device"].split(":")[0]) == ("offline", None, "cpu")
+    assert choose_profile("shopee")["name"] == "shopee"
+    monkeypatch.setenv("FOCAL_TUTORIAL_PROFILE", "offline")
+    assert choose_profile()["reason"].startswith("chosen by")
+    with pytest.raises(ValueError, match="unknown profile"):
+        choose_profile("colab")
+
+
+def test_choose_profile_gpu_without_internet(monkeypatch):
+    "With a GPU, the internet decides; has_internet is monkeypatched so nothing goes on the network."
+    import focal_tutorial.data as data
+    monkeypatch.delenv("FOCAL_TUTORIAL_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Fake GPU")
+    for online, name in [(False, "offline"), (True, "shopee")]:
+        monkeypatch.setattr(data, "has_internet", lambda *a, **k: online, raising=False)
+        p = choose_profile()
+        assert (p["name"], p["internet"], p["device"]) == (name, online, "cuda: Fake GPU")

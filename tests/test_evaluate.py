@@ -1,0 +1,161 @@
+"Metrics, the mean ± std summary and the plots of focal_tutorial.evaluate."
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from focal_tutorial.evaluate import SCALAR_METRICS, evaluate, plot_confusions, plot_per_class_recall, summarize
+
+
+def test_import_is_light():
+    code = "import sys, focal_tutorial.evaluate as e; print(any(m in sys.modules for m in ('torch', 'autogluon')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_hand_computed():
+    r = evaluate(["a"] * 6 + ["b"] * 2, ["a"] * 7 + ["b"], rare_class="b")
+    assert r["accuracy"] == 7 / 8
+    assert r["balanced_accuracy"] == 0.75
+    assert r["macro_f1"] == pytest.approx((12 / 13 + 2 / 3) / 2)
+    assert r["rare_class_recall"] == 0.5
+    pc = r["per_class"].set_index("class")
+    assert pc.loc["a", "precision"] == pytest.approx(6 / 7) and pc.loc["a", "recall"] == 1
+    assert pc["support"].tolist() == [6, 2]
+    assert r["confusion"].to_numpy().tolist() == [[6, 0], [1, 1]]
+    assert (r["confusion"].index.name, r["confusion"].columns.name) == ("true", "predicted")
+    assert list(r) == ["accuracy", "balanced_accuracy", "macro_f1", "rare_class_recall", "per_class", "confusion"]
+    assert all(type(r[k]) is float for k in SCALAR_METRICS)
+
+
+def test_majority_classifier():
+    r = evaluate([0] * 6 + [1] * 2, [0] * 8)
+    assert (r["accuracy"], r["balanced_accuracy"]) == (0.75, 0.5)
+    assert "rare_class_recall" not in r
+
+
+labels_st = st.lists(st.sampled_from([0, 1, 2, 3]), min_size=1, max_size=60)
+
+
+@given(labels_st, st.randoms(use_true_random=False))
+@settings(max_examples=50, deadline=None)
+def test_agrees_with_sklearn_and_confusion_adds_up(y_true, rnd):
+    y_pred = [rnd.choice([0, 1, 2, 3]) for _ in y_true]
+    r = evaluate(y_true, y_pred, classes=[0, 1, 2, 3])
+    assert r["accuracy"] == pytest.approx(np.mean(np.array(y_true) == np.array(y_pred)))
+    assert r["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, labels=[0, 1, 2, 3], average="macro", zero_division=0))
+    assert r["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    cm = r["confusion"]
+    assert cm.to_numpy().sum() == len(y_true)
+    assert cm.sum(axis=1).tolist() == r["per_class"]["support"].tolist()
+    assert np.trace(cm.to_numpy()) == round(r["accuracy"] * len(y_true))
+
+
+def test_classes_order_and_inputs():
+    r = evaluate(pd.Series(["b", "a"]), np.array(["b", "b"]), classes=["b", "a"])
+    assert r["per_class"]["class"].tolist() == ["b", "a"] and r["confusion"].index.tolist() == ["b", "a"]
+    # default classes: sorted labels of y_true and y_pred, predictions of unseen classes included
+    assert evaluate([1, 1], [1, 2])["per_class"]["class"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("args, kwargs, exc, message", [
+    (([0, 1, 1], [0, 1]), {}, ValueError, "y_true has 3 labels but y_pred has 2"),
+    (([0, 1], [0, 7]), {"classes": [0, 1]}, ValueError, "labels [7] are not in classes [0, 1]"),
+    (([5, 1], [0, 1]), {"classes": [0, 1]}, ValueError, "labels [5] are not in classes"),
+    (([], []), {}, ValueError, "y_true is empty"),
+    (([0], []), {}, ValueError, "y_pred is empty"),
+    (([0, None], [0, 1]), {}, ValueError, "missing labels"),
+    (([0, 1], [0, float("nan")]), {}, ValueError, "missing labels"),
+    (([0, 1], [0, 1]), {"rare_class": 5}, ValueError, "rare_class=5 is not one of"),
+    (([0, 1], [0, 1]), {"classes": [0, 1, 1]}, ValueError, "duplicates"),
+    ((np.zeros((2, 2)), [0, 1]), {}, ValueError, "must be 1-D"),
+    ((pd.DataFrame({"a": [0]}), [0]), {}, TypeError, "DataFrame"),
+    (("ab", "ab"), {}, TypeError, "1-D list"),
+    (([0, "a"], [0, "a"]), {}, TypeError, "classes="),
+])
+def test_errors(args, kwargs, exc, message):
+    with pytest.raises(exc) as e:
+        evaluate(*args, **kwargs)
+    assert message in str(e.value)
+
+
+def runs_frame():
+    return pd.DataFrame({"loss": ["ce"] * 3 + ["focal"] * 3, "seed": [0, 1, 2] * 2,
+                         "accuracy": [0.8, 0.9, 1.0, 0.7, 0.7, 0.7],
+                         "balanced_accuracy": [0.5, 0.6, 0.7, 0.6, 0.7, 0.8],
+                         "macro_f1": [0.4, 0.5, 0.6, 0.5, 0.5, 0.5],
+                         "rare_class_recall": [0.0, 0.5, 1.0, 1.0, 1.0, 1.0],
+                         "fit_seconds": [1.0] * 6})
+
+
+def test_summarize():
+    s = summarize(runs_frame())
+    assert s.index.names == ["loss", "metric"]
+    assert s.index.get_level_values("metric").unique().tolist() == list(SCALAR_METRICS)  # fit_seconds not included
+    assert s.index.get_level_values("loss").unique().tolist() == ["ce", "focal"]  # order of appearance
+    assert s.loc[("ce", "accuracy"), "mean"] == pytest.approx(0.9)
+    assert s.loc[("ce", "accuracy"), "std"] == pytest.approx(0.1)  # sample std, ddof=1
+    assert s.loc[("focal", "accuracy"), "std"] == pytest.approx(0)
+    assert s.loc[("ce", "rare_class_recall"), "mean ± std"] == "0.500 ± 0.500"
+    assert (s["n"] == 3).all()
+    wide = s["mean ± std"].unstack("loss")
+    assert wide.shape == (4, 2)
+    t = summarize(runs_frame(), metrics=["fit_seconds"], digits=1)
+    assert t.loc[("ce", "fit_seconds"), "mean ± std"] == "1.0 ± 0.0"
+
+
+def test_summarize_single_run():
+    s = summarize(runs_frame().iloc[[0, 3]])
+    assert s.loc[("ce", "accuracy"), "mean ± std"] == "0.800 (1 run)" and np.isnan(s.loc[("ce", "accuracy"), "std"])
+
+
+@pytest.mark.parametrize("runs, kwargs, exc, message", [
+    (runs_frame(), {"by": "model"}, ValueError, "no column 'model'"),
+    (runs_frame()[["loss", "seed"]], {}, ValueError, "none of the metric columns"),
+    (runs_frame(), {"metrics": ["auc"]}, ValueError, "metrics ['auc'] are not columns"),
+    (runs_frame().assign(accuracy="high"), {}, ValueError, "not numeric"),
+    (runs_frame().iloc[:0], {}, ValueError, "empty"),
+    ([{"loss": "ce", "accuracy": 1.0}], {}, TypeError, "DataFrame"),
+])
+def test_summarize_errors(runs, kwargs, exc, message):
+    with pytest.raises(exc) as e:
+        summarize(runs, **kwargs)
+    assert message in str(e.value)
+
+
+def test_plots():
+    import matplotlib.pyplot as plt
+    a = evaluate([0, 0, 1, 1], [0, 0, 0, 1])
+    b = evaluate([0, 0, 1, 1], [0, 1, 1, 1])
+    per_class = pd.concat([a["per_class"].assign(loss="ce", seed=0), b["per_class"].assign(loss="focal", seed=0),
+                           b["per_class"].assign(loss="focal", seed=1)])
+    ax = plot_per_class_recall(per_class, train_counts={0: 10, 1: 3})
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0\n(n=10)", "1\n(n=3)"]
+    heights = sorted(round(p.get_height(), 3) for p in ax.patches if p.get_height() > 0)
+    assert heights == [0.5, 0.5, 1.0, 1.0]  # ce: 1.0, 0.5; focal: 0.5, 1.0
+    fig = plot_confusions({"ce": a["confusion"], "focal": [b["confusion"], b["confusion"]]})
+    assert [ax.get_title() for ax in fig.axes] == ["ce", "focal"]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["2", "2", "0", "4"]  # summed over the two runs
+    plt.close("all")
+
+
+def test_plot_errors():
+    a = evaluate([0, 1], [0, 1])
+    c = evaluate(["x", "y", "z"], ["x", "y", "z"])
+    with pytest.raises(ValueError, match="lacks columns"):
+        plot_per_class_recall(a["per_class"])  # no `loss` column
+    with pytest.raises(ValueError, match="non-empty"):
+        plot_per_class_recall(pd.DataFrame())
+    with pytest.raises(ValueError, match="non-empty dict"):
+        plot_confusions({})
+    with pytest.raises(ValueError, match="different classes"):
+        plot_confusions({"mixed": [a["confusion"], c["confusion"]]})
+    with pytest.raises(ValueError, match="square DataFrame"):
+        plot_confusions({"bad": a["per_class"]})
