@@ -172,7 +172,7 @@ SHOPEE_HPARAMS = {
 # %% ../nbs/03_automm.ipynb #5889e9c0
 def automm_classes(
     labels,  # the training labels (a list, array or Series)
-    pos_label=None,  # the `data.pos_label` hyperparameter, if set: that class moves last
+    pos_label=None,  # the `data.pos_label` hyperparameter, if truthy: that class moves last
 ) -> list:  # the classes in the order AutoMM numbers them
     "The class order of AutoMM's label encoder: sorted unique labels (`data.pos_label`, if set, last)."
     from sklearn.preprocessing import LabelEncoder
@@ -181,7 +181,7 @@ def automm_classes(
     except TypeError as e:
         raise TypeError("labels mix types that cannot be sorted (e.g. ints and strings); AutoMM cannot encode "
                         "them either: make them one type.") from e
-    if pos_label is not None:
+    if pos_label:  # AutoMM's CustomLabelEncoder tests truthiness: pos_label=0 or "" leaves the sorted order
         if pos_label not in classes:
             raise ValueError(f"data.pos_label={pos_label!r} is not a training class; the classes are {classes}.")
         classes = [c for c in classes if c != pos_label] + [pos_label]

@@ -146,7 +146,7 @@ def test_legacy_table_is_autogluons():
 
 
 @pytest.mark.parametrize("labels, pos", [([3, 1, 2, 1, 0], None), (["owl", "cat", "fox"], None),
-                                         (["yes", "no", "no"], "no"), (["b", "a", "c"], "a"), ([2, 10, 1], None)])
+                                         (["yes", "no", "no"], "no"), (["b", "a", "c"], "a"), ([2, 10, 1], None), ([1, 0, 2], 0), ([0, 1, 2], 2)])
 def test_automm_classes_is_automms_label_encoder(labels, pos):
     from autogluon.multimodal.data.label_encoder import CustomLabelEncoder
     assert automm_classes(labels, pos) == CustomLabelEncoder(positive_class=pos).fit(labels).classes_.tolist()
@@ -165,8 +165,11 @@ def test_check_alpha_ok(train_df):
     assert check_alpha(None, train_df) == [0, 1, 2, 3]  # cross-entropy: nothing to check
     assert check_alpha({"optim.loss_func": "focal_loss"}, train_df) == [0, 1, 2, 3]  # focal without alpha
     # data.pos_label moves that class last: the weights must follow
-    hp = focal_hyperparameters(class_weights(LABELS, classes=[1, 2, 3, 0]), **{"data.pos_label": 0})
-    assert check_alpha(hp, train_df, classes=[1, 2, 3, 0]) == [1, 2, 3, 0]
+    hp = focal_hyperparameters(class_weights(LABELS, classes=[0, 2, 3, 1]), **{"data.pos_label": 1})
+    assert check_alpha(hp, train_df, classes=[0, 2, 3, 1]) == [0, 2, 3, 1]
+    # ... but AutoMM tests pos_label for truthiness: data.pos_label=0 leaves the sorted order
+    hp0 = focal_hyperparameters(W, **{"data.pos_label": 0})
+    assert check_alpha(hp0, train_df, classes=[0, 1, 2, 3]) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("hp, kwargs, exc, message", [
