@@ -1,0 +1,314 @@
+"Tests of focal_tutorial.data: the digits split, the PNG dataset, the local backbone, and the shopee error path."
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from focal_tutorial.core import make_imbalanced
+from focal_tutorial import data
+from focal_tutorial.data import (DIGIT_CLASSES, OFFLINE_HPARAMS, PRETRAIN_CLASSES, default_cache_dir, digits_split,
+                                 has_internet, offline_backbone, offline_dataset, shopee_dataset)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("focal_cache")
+
+
+def _pool_counts(classes=DIGIT_CLASSES, test_per_class=40):
+    from sklearn.datasets import load_digits
+    return np.bincount(load_digits().target)[list(classes)] - test_per_class
+
+
+# ---- digits_split -------------------------------------------------------------------------------------------------
+
+def test_split_shapes_and_types():
+    X_tr, y_tr, X_te, y_te = digits_split()
+    assert X_tr.dtype == X_te.dtype == np.float32
+    assert X_tr.shape[1:] == X_te.shape[1:] == (1, 8, 8) and len(X_tr) == len(y_tr) and len(X_te) == len(y_te)
+    assert y_tr.dtype == y_te.dtype == np.int64
+    assert 0 <= X_tr.min() and X_tr.max() <= 1 and X_tr.max() == 1
+    assert set(np.unique(y_tr)) == set(np.unique(y_te)) == set(DIGIT_CLASSES)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_split_deterministic(seed):
+    a, b = digits_split(seed=seed), digits_split(seed=seed)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def test_split_seeds_differ():
+    a, b = digits_split(seed=0), digits_split(seed=1)
+    assert not np.array_equal(a[2], b[2])  # another test set
+    assert not (len(a[0]) == len(b[0]) and np.array_equal(a[0], b[0]))  # and another training set
+
+
+@pytest.mark.parametrize("test_per_class", [10, 40, 100])
+def test_test_set_balanced(test_per_class):
+    _, _, _, y_te = digits_split(test_per_class=test_per_class)
+    assert list(np.bincount(y_te, minlength=4)[list(DIGIT_CLASSES)]) == [test_per_class] * 4
+
+
+@pytest.mark.parametrize("ratio", [1, 0.5, 1 / 3, 0.2])
+def test_train_counts_match_make_imbalanced(ratio):
+    _, y_tr, _, _ = digits_split(ratio=ratio, seed=3)
+    expected = [int(n * ratio**k) for k, n in enumerate(_pool_counts())]
+    assert list(np.bincount(y_tr, minlength=4)[list(DIGIT_CLASSES)]) == expected
+
+
+def test_ratio_one_is_balanced_pool():
+    _, y_tr, _, _ = digits_split(ratio=1)
+    assert list(np.bincount(y_tr)[list(DIGIT_CLASSES)]) == list(_pool_counts())
+
+
+def test_other_classes_and_order():
+    X_tr, y_tr, _, y_te = digits_split(classes=(9, 4, 7), ratio=0.5, test_per_class=20)
+    assert set(np.unique(y_te)) == {4, 7, 9}
+    counts = np.bincount(y_tr, minlength=10)
+    pool = _pool_counts((4, 7, 9), 20)  # sorted order: 4 keeps all, 7 half, 9 a quarter
+    assert [counts[4], counts[7], counts[9]] == [int(n * 0.5**k) for k, n in enumerate(pool)]
+
+
+def test_train_test_disjoint():
+    train, test, images, _ = data._split_indices(1 / 3, 0, DIGIT_CLASSES, 40)
+    assert not set(train) & set(test)
+    # the digits data holds no exact duplicate images across these sets either
+    tr = {images[i].tobytes() for i in train}
+    assert not any(images[i].tobytes() in tr for i in test)
+
+
+def test_split_agrees_with_make_imbalanced():
+    import pandas as pd
+    train, test, _, y = data._split_indices(0.5, 2, DIGIT_CLASSES, 40)
+    rng = np.random.default_rng(2)
+    pool = []
+    for c in DIGIT_CLASSES:
+        pool.append(rng.permutation(np.flatnonzero(y == c))[40:])
+    pool = np.sort(np.concatenate(pool))
+    expected = make_imbalanced(pd.DataFrame({"index": pool, "label": y[pool]}), ratio=0.5, seed=2)["index"]
+    assert np.array_equal(np.sort(expected.to_numpy()), train)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(ratio=0), r"ratio must be a number in \(0, 1\]"),
+    (dict(ratio=1.01), r"ratio must be a number in \(0, 1\]"),
+    (dict(ratio="1/3"), r"ratio must be a number"),
+    (dict(seed=-1), "seed must be a non-negative int"),
+    (dict(classes=(0, 1, 12)), "digits 0-9"),
+    (dict(classes=(0, 0, 1)), "duplicates"),
+    (dict(classes=(2,)), "at least 2"),
+    (dict(classes="0123"), "sequence of digits"),
+    (dict(test_per_class=0), "test_per_class must be a positive int"),
+    (dict(test_per_class=177), "leaves no training image"),
+    (dict(ratio=0.01), "would keep 0 rows"),
+])
+def test_split_bad_args(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        digits_split(**kwargs)
+
+
+# ---- default_cache_dir / offline_dataset ---------------------------------------------------------------------------
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("FOCAL_TUTORIAL_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path.resolve()
+    monkeypatch.delenv("FOCAL_TUTORIAL_CACHE")
+    assert default_cache_dir() == Path.home() / ".cache" / "focal_tutorial"
+
+
+def test_offline_dataset_matches_split(cache):
+    train_df, test_df = offline_dataset(seed=4, cache_dir=cache)
+    _, y_tr, _, y_te = digits_split(seed=4)
+    assert list(train_df.columns) == list(test_df.columns) == ["image", "label"]
+    assert np.array_equal(train_df["label"].to_numpy(), y_tr) and np.array_equal(test_df["label"].to_numpy(), y_te)
+    assert not set(train_df["image"]) & set(test_df["image"])
+    for p in list(train_df["image"]) + list(test_df["image"]):
+        assert os.path.isabs(p) and Path(p).is_file() and Path(p).is_relative_to(cache)
+
+
+def test_pngs_readable_right_size_and_label(cache):
+    train_df, test_df = offline_dataset(seed=0, cache_dir=cache, image_size=24, resample="nearest")
+    images, y = data._load_digits()
+    for df in (train_df, test_df):
+        for path, label in df.sample(10, random_state=0).itertuples(index=False):
+            index = int(Path(path).name.split("_")[0])
+            assert y[index] == label and Path(path).name.endswith(f"digit{label}.png")
+            with Image.open(path) as im:
+                assert im.format == "PNG" and im.size == (24, 24) and im.mode == "RGB"
+                a = np.asarray(im)
+            # nearest upscaling by 3: each 3x3 block is one pixel of the 8x8 digit (white strokes on black)
+            assert np.array_equal(a[::3, ::3, 0], np.round(images[index] * 255 / 16).astype(np.uint8))
+
+
+def test_offline_dataset_cache_reuse(cache):
+    train_df, test_df = offline_dataset(seed=5, cache_dir=cache)
+    paths = list(train_df["image"]) + list(test_df["image"])
+    mtimes = [os.stat(p).st_mtime_ns for p in paths]
+    time.sleep(0.01)
+    train2, test2 = offline_dataset(seed=5, cache_dir=cache)
+    assert train2.equals(train_df) and test2.equals(test_df)
+    assert mtimes == [os.stat(p).st_mtime_ns for p in paths]
+    assert not list(Path(paths[0]).parent.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_offline_dataset_uses_env_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("FOCAL_TUTORIAL_CACHE", str(tmp_path))
+    train_df, _ = offline_dataset(ratio=0.2, test_per_class=5)
+    assert all(Path(p).is_relative_to(tmp_path.resolve()) for p in train_df["image"])
+
+
+def test_offline_dataset_bad_args(cache):
+    with pytest.raises(ValueError, match="image_size"):
+        offline_dataset(cache_dir=cache, image_size=4)
+    with pytest.raises(ValueError, match="unknown resample"):
+        offline_dataset(cache_dir=cache, resample="lanczos")
+    with pytest.raises(ValueError, match="ratio"):
+        offline_dataset(cache_dir=cache, ratio=2)
+
+
+# ---- offline_backbone -----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def backbone(cache):
+    return offline_backbone(cache_dir=cache, epochs=1)
+
+
+def test_backbone_folder(backbone):
+    folder = Path(backbone)
+    config = json.loads((folder / "config.json").read_text())
+    assert (folder / "pytorch_model.bin").is_file()
+    assert config["architecture"] == "resnet10t" and config["num_classes"] == 0 and config["num_features"] > 0
+    cfg = config["pretrained_cfg"]
+    assert cfg["input_size"] == [3, 32, 32] and cfg["mean"] == cfg["std"] == [0.5] * 3
+    info = json.loads((folder / "pretraining.json").read_text())
+    assert info["classes"] == list(PRETRAIN_CLASSES) and info["epochs"] == 1 and 0 <= info["holdout_accuracy"] <= 1
+
+
+def test_backbone_loads_with_timm(backbone):
+    import timm
+    import torch
+    arch = json.loads((Path(backbone) / "config.json").read_text())["architecture"]
+    net = timm.create_model(arch, pretrained=True, num_classes=0,
+                            pretrained_cfg_overlay=dict(file=f"{backbone}/pytorch_model.bin")).eval()
+    saved = torch.load(f"{backbone}/pytorch_model.bin", map_location="cpu")
+    assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 512)
+
+
+def test_backbone_loads_in_automm(backbone):
+    pytest.importorskip("autogluon.multimodal")
+    from autogluon.multimodal.models.timm_image import TimmAutoModelForImagePrediction
+    m = TimmAutoModelForImagePrediction(prefix="timm_image", checkpoint_name=backbone, num_classes=4)
+    assert m.image_size == 32 and list(m.image_mean) == [0.5] * 3 and list(m.image_std) == [0.5] * 3
+    assert m.head.out_features == 4
+
+
+def test_backbone_cached_and_deterministic(cache, backbone):
+    t0 = time.perf_counter()
+    assert offline_backbone(cache_dir=cache, epochs=1) == backbone
+    assert time.perf_counter() - t0 < 5  # no retraining (a generous bound: only a file check happens)
+    import torch
+    other = offline_backbone(cache_dir=cache / "again", epochs=1)
+    a = torch.load(f"{backbone}/pytorch_model.bin"); b = torch.load(f"{other}/pytorch_model.bin")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same settings, same weights
+    assert Path(other).name == Path(backbone).name
+
+
+def test_backbone_keeps_global_torch_state(cache):
+    import torch
+    torch.manual_seed(123); expected = torch.rand(3)
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    offline_backbone(cache_dir=cache, epochs=0, seed=1)
+    assert torch.equal(torch.rand(3), expected) and torch.get_num_threads() == threads
+
+
+def test_backbone_settings_change_folder(cache, backbone):
+    assert offline_backbone(cache_dir=cache, epochs=0) != backbone
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epochs=-1), "epochs must be an int"),
+    (dict(image_size=2), "image_size"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(lr=0), "lr must be a positive number"),
+    (dict(holdout=0.7), "holdout"),
+    (dict(arch="no_such_net"), "unknown timm architecture"),
+    (dict(arch="hf-hub:timm/resnet18"), "arch must be a timm architecture name"),
+    (dict(classes=(4,)), "at least 2"),
+    (dict(num_threads=0), "num_threads"),
+    (dict(resample="box"), "unknown resample"),
+])
+def test_backbone_bad_args(cache, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        offline_backbone(cache_dir=cache, **kwargs)
+    assert not (Path(cache) / "backbones").exists() or not list((Path(cache) / "backbones").glob(".*"))
+
+
+def test_backbone_warns_on_overlap(cache):
+    with pytest.warns(UserWarning, match="also task classes"):
+        offline_backbone(cache_dir=cache, epochs=0, classes=(3, 4, 5))
+
+
+def test_offline_hparams():
+    assert OFFLINE_HPARAMS["env.num_gpus"] == 0 and "model.timm_image.checkpoint_name" not in OFFLINE_HPARAMS
+    assert all(k.split(".")[0] in {"model", "env", "optim", "data"} for k in OFFLINE_HPARAMS)
+    pytest.importorskip("autogluon.multimodal")
+    from omegaconf import OmegaConf
+    from autogluon.multimodal.utils import get_default_config
+    cfg = get_default_config()
+    for key in OFFLINE_HPARAMS:  # every key exists in AutoMM's configuration (no silently ignored typo)
+        assert OmegaConf.select(cfg, key, default="__missing__") != "__missing__", key
+
+
+# ---- has_internet / shopee_dataset ----------------------------------------------------------------------------------
+
+def test_has_internet_bounded(monkeypatch):
+    import urllib.request
+
+    def hang(*a, **k):
+        time.sleep(30)
+    monkeypatch.setattr(urllib.request, "urlopen", hang)
+    t0 = time.perf_counter()
+    assert has_internet(timeout=0.3) is False
+    assert time.perf_counter() - t0 < 2
+
+
+def test_has_internet_false_on_error(monkeypatch):
+    import urllib.request
+
+    def fail(*a, **k):
+        raise OSError("no route")
+    monkeypatch.setattr(urllib.request, "urlopen", fail)
+    assert has_internet() is False
+
+
+def test_has_internet_bad_timeout():
+    with pytest.raises(ValueError, match="timeout"):
+        has_internet(timeout=0)
+
+
+def test_shopee_offline_message(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
+    misc = pytest.importorskip("autogluon.multimodal.utils.misc")  # its download must not be called
+    monkeypatch.setattr(misc, "shopee_dataset", lambda *a, **k: pytest.fail("tried to download"))
+    with pytest.raises(ConnectionError) as e:
+        shopee_dataset(tmp_path / "shopee_here")
+    msg = str(e.value)
+    assert "internet" in msg and "offline_dataset()" in msg and "offline_backbone()" in msg
+
+
+def test_shopee_download_failure_is_clear(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    misc = pytest.importorskip("autogluon.multimodal.utils.misc")
+
+    def broken(download_dir, **k):
+        raise OSError("connection reset")
+    monkeypatch.setattr(misc, "shopee_dataset", broken)
+    with pytest.raises(RuntimeError, match="needs internet.*offline_dataset") as e:
+        shopee_dataset(tmp_path)
+    assert isinstance(e.value.__cause__, OSError)
