@@ -8,7 +8,6 @@ Requests to other hosts (MathJax's CDN) are answered with an empty response: thi
 import functools
 import html
 import http.server
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -180,15 +179,8 @@ def test_site_works_from_file_url(visit, site):
 
 # ---------------------------------------------------------------------------- the build's link rewriting
 
-def _build_site():
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "tools" / "build_site.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_links_between_notebooks_become_page_links():
-    bs = _build_site()
+def test_links_between_notebooks_become_page_links(build_site):
+    bs = build_site
     pages = [dict(src="00_core.ipynb", href="core.html"), dict(src="05_walkthrough.ipynb", href="walkthrough.html")]
     fix = bs._link_rewriter(pages, "https://example.org/focal_tutorial")
     assert fix('<a href="05_walkthrough.ipynb#results">') == '<a href="walkthrough.html#results">'
@@ -201,9 +193,9 @@ def test_links_between_notebooks_become_page_links():
     assert fix('<a href="99_missing.ipynb">') == '<a href="99_missing.ipynb">', "only pages the site has"
 
 
-def test_heading_ids_are_quarto_ids():
+def test_heading_ids_are_quarto_ids(build_site):
     "nbdev links symbols to Quarto's heading ids (study.html#smallcnn): the pages give their headings those ids."
-    bs = _build_site()
+    bs = build_site
     page = ('<h2 id="Why-weight-classes-at-all?">Why<a class="anchor-link" href="#Why-weight-classes-at-all?">¶</a>'
             '</h2><h3 id="SmallCNN">SmallCNN</h3><h2 id="What-%22ratio%22-means">x</h2>')
     out = bs._quarto_ids(page)
