@@ -1,0 +1,225 @@
+"""Forward+backward time and peak memory of focal_tutorial's focal loss, F.cross_entropy and AutoMM's FocalLoss.
+
+    python bench/focal_bench.py                       # the default grid, on CPU, 1 thread
+    python bench/focal_bench.py --threads 2 --repeats 31 --sizes 4096x4 256x32000
+    python bench/focal_bench.py --device cuda         # if a GPU is there
+
+Time: the three losses run interleaved (in a shuffled order each round) on the same logits; each round times
+`inner` back-to-back calls of loss(logits, target).backward() (inner is chosen per size so a round lasts ~2 ms
+for F.cross_entropy) and the table reports the median over rounds, per call.
+Clock: on CPU, by default the process's CPU time (time.process_time), which other processes competing for the
+cores do not inflate, so the ratios hold on a shared machine; `--clock wall` uses time.perf_counter instead.
+On CUDA always wall time, with torch.cuda.synchronize around each round.
+Allocator, CPU: PyTorch's CPU tensors come from the C library's malloc, which hands buffers of a few MiB and more
+back to the operating system on free and maps them afresh on the next allocation, paying a page fault per 4 KiB
+page. Whether that happens to a given buffer depends on the allocation history (glibc adapts its thresholds), so
+which loss pays it changes from run to run. By default the script asks glibc (mallopt) to keep freed memory in
+the process, so every loss is timed in the steady state a training loop reaches; `--allocator default` leaves
+malloc as it is.
+Peak memory, CPU: one extra call under torch.profiler(profile_memory=True); the peak of the running sum of the
+allocator's alloc/free events during forward+backward, i.e. bytes the op kernels allocated beyond the inputs
+(the logits' .grad included; kernel-internal scratch that bypasses torch's allocator is not seen).
+Peak memory, CUDA: torch.cuda.max_memory_allocated() above the memory allocated before the call.
+The last line holds the two ratios the issue asks for: the median focal/CE time ratio over the grid and the
+geometric mean of the AutoMM/focal time ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import platform
+import random
+import statistics
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_SIZES = ((4096, 4), (4096, 100), (8192, 1000), (256, 32000))
+METHODS = ("focal", "ce", "automm")
+
+
+def _losses(C: int, gamma: float, device):
+    "The three losses as fn(logits, target); focal and AutoMM get the same alpha."
+    from focal_tutorial.losses import FocalLoss
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # AutoMM's import warns about pkg_resources
+        from autogluon.multimodal.optim.losses.focal_loss import FocalLoss as AutoMMFocalLoss
+    alpha = torch.rand(C, generator=torch.Generator().manual_seed(1)) + 0.1
+    return {"focal": FocalLoss(alpha, gamma=gamma).to(device),
+            "ce": F.cross_entropy,
+            "automm": AutoMMFocalLoss(alpha, gamma=gamma).to(device)}
+
+
+def steady_allocator() -> bool:
+    "Ask glibc's malloc to serve every size from its heap and never return memory to the OS; False if not glibc."
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _step(fn, x, y):
+    fn(x, y).backward()
+    x.grad = None
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    "Silence file descriptor 2 (the profiler's C++ start/stop chatter) for the duration of the block."
+    import sys
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_bytes(fn, x, y) -> int:
+    "Peak bytes allocated during one forward+backward, beyond what was allocated before it."
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+        base = torch.cuda.memory_allocated(x.device)
+        torch.cuda.reset_peak_memory_stats(x.device)
+        fn(x, y).backward()
+        torch.cuda.synchronize(x.device)
+        peak = torch.cuda.max_memory_allocated(x.device) - base
+        x.grad = None
+        return peak
+    from torch.profiler import ProfilerActivity, profile
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn(x, y).backward()
+    x.grad = None
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    cur = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):
+        cur += e.nbytes()
+        peak = max(peak, cur)
+    return peak
+
+
+def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cpu", round_s: float = 2e-3, seed: int = 0,
+               clock: str = "cpu"):
+    "Median seconds per forward+backward and peak bytes, for each loss at one N x C; a list of dict rows."
+    device = torch.device(device)
+    now = time.process_time if clock == "cpu" and device.type == "cpu" else time.perf_counter
+    g = torch.Generator().manual_seed(seed)
+    x = (3 * torch.randn(N, C, generator=g)).to(device).requires_grad_()
+    y = torch.randint(0, C, (N,), generator=g).to(device)
+    fns = _losses(C, gamma, device)
+    with torch.no_grad():  # never time a wrong loss: ours and AutoMM's must agree
+        ours, theirs = fns["focal"](x, y).item(), fns["automm"](x, y).item()
+    assert math.isclose(ours, theirs, rel_tol=1e-4), f"focal {ours} != AutoMM {theirs} at {N}x{C}"
+    for fn in fns.values():  # warm up
+        for _ in range(2):
+            _step(fn, x, y)
+    _sync(device)
+    t0 = now()
+    _step(fns["ce"], x, y)
+    _sync(device)
+    inner = max(1, min(200, math.ceil(round_s / max(now() - t0, 1e-7))))
+    times = {m: [] for m in fns}
+    order = list(fns)
+    rng = random.Random(seed)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for m in order:
+            fn = fns[m]
+            _sync(device)
+            t0 = now()
+            for _ in range(inner):
+                _step(fn, x, y)
+            _sync(device)
+            times[m].append((now() - t0) / inner)
+    return [{"N": N, "C": C, "loss": m, "ms": 1e3 * statistics.median(times[m]),
+             "peak_MiB": peak_bytes(fns[m], x, y) / 2**20, "inner": inner, "rounds": repeats} for m in fns]
+
+
+def run(sizes=DEFAULT_SIZES, repeats: int = 15, threads: int = 1, gamma: float = 2.0, device: str = "cpu",
+        clock: str = "cpu"):
+    "The whole grid: a pandas DataFrame (one row per size) with times, peak memory and the ratios."
+    import pandas as pd
+    torch.set_num_threads(threads)
+    rows = [r for N, C in sizes for r in bench_size(N, C, repeats, gamma, device, clock=clock)]
+    df = pd.DataFrame(rows).pivot(index=["N", "C"], columns="loss", values=["ms", "peak_MiB"])
+    out = pd.DataFrame({
+        "CE ms": df["ms"]["ce"], "focal ms": df["ms"]["focal"], "AutoMM ms": df["ms"]["automm"],
+        "focal/CE": df["ms"]["focal"] / df["ms"]["ce"], "AutoMM/focal": df["ms"]["automm"] / df["ms"]["focal"],
+        "CE MiB": df["peak_MiB"]["ce"], "focal MiB": df["peak_MiB"]["focal"], "AutoMM MiB": df["peak_MiB"]["automm"],
+        "focal/CE mem": df["peak_MiB"]["focal"] / df["peak_MiB"]["ce"]})
+    return out.reindex(pd.MultiIndex.from_tuples([tuple(s) for s in sizes], names=["N", "C"]))
+
+
+def summary(table) -> str:
+    "The last line: median focal/CE over the grid, geometric mean AutoMM/focal, worst memory ratio."
+    gm = math.exp(statistics.fmean(math.log(r) for r in table["AutoMM/focal"]))
+    return (f"median focal/CE = {statistics.median(table['focal/CE']):.3f}   "
+            f"geomean AutoMM/focal = {gm:.2f}   max focal/CE peak memory = {table['focal/CE mem'].max():.3f}")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine(device: str = "cpu", threads: int | None = None, clock: str = "cpu", allocator: str = "") -> str:
+    "One line saying where the numbers come from."
+    cuda = device.startswith("cuda")
+    dev = torch.cuda.get_device_name() if cuda else _cpu_name()
+    clock = "wall time" if cuda or clock == "wall" else "process CPU time"
+    clock += f", {allocator} allocator" if allocator and not cuda else ""
+    load = " load avg %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, device {device} ({dev}), "
+            f"torch {torch.__version__}, {threads or torch.get_num_threads()} torch thread(s), {clock};{load}")
+
+
+def _size(s: str):
+    N, C = s.lower().split("x")
+    return int(N), int(C)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", nargs="+", type=_size, default=DEFAULT_SIZES, metavar="NxC",
+                   help="logits shapes (default: 4096x4 4096x100 8192x1000 256x32000)")
+    p.add_argument("--repeats", type=int, default=15, help="timed rounds per size (default 15)")
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    p.add_argument("--gamma", type=float, default=2.0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="on CPU: process CPU time (default; robust to other processes) or wall time")
+    p.add_argument("--allocator", choices=("steady", "default"), default="steady",
+                   help="on CPU: keep freed memory in the process (default) or leave malloc as it is")
+    a = p.parse_args(argv)
+    import pandas as pd
+    allocator = "default"
+    if a.allocator == "steady" and not a.device.startswith("cuda"):
+        allocator = "steady" if steady_allocator() else "default (mallopt unavailable)"
+    table = run(a.sizes, a.repeats, a.threads, a.gamma, a.device, a.clock)
+    print(machine(a.device, a.threads, a.clock, allocator))
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+        print(table)
+    print(summary(table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"Values, gradients, properties and errors of focal_tutorial.losses (focal_loss, FocalLoss)."
+import importlib.metadata
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+
+import focal_tutorial.losses as losses
+from focal_tutorial.core import class_weights
+from focal_tutorial.losses import SMALL_C, FocalLoss, focal_loss
+
+F64 = torch.float64
+# C below SMALL_C takes the CPU log-sum-exp path, C above it the (log_)softmax-kernel path: test both.
+SMALL, LARGE = 4, 2 * SMALL_C
+
+
+def _automm_focal_loss_class():
+    """AutoMM's FocalLoss. Its source file is loaded directly: importing autogluon.multimodal takes ~10 s, the
+    file itself needs only torch. Falls back to the regular import if the file is not where 1.6.x keeps it."""
+    try:
+        dist = importlib.metadata.distribution("autogluon.multimodal")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("autogluon.multimodal is not installed (the `automm` extra)")
+    path = dist.locate_file("autogluon/multimodal/optim/losses/focal_loss.py")
+    if not path.exists():
+        from autogluon.multimodal.optim.losses import FocalLoss
+        return FocalLoss
+    spec = importlib.util.spec_from_file_location("_automm_focal_loss", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.FocalLoss
+
+
+@pytest.fixture(scope="module")
+def AutoMMFocalLoss():
+    return _automm_focal_loss_class()
+
+
+def data(N=16, C=5, extra=(), dtype=F64, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    x = (scale * torch.randn(N, C, *extra, generator=g)).to(dtype).requires_grad_()
+    y = torch.randint(0, C, (N, *extra), generator=g)
+    return x, y
+
+
+def grad(loss, x):
+    g, = torch.autograd.grad(loss.sum(), x)
+    return g
+
+
+# ---------------------------------------------------------------- exactness
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype,tol", [(F64, 1e-10), (torch.float32, 1e-6)])
+def test_gamma0_is_cross_entropy(C, reduction, dtype, tol):
+    x, y = data(32, C, dtype=dtype)
+    ours, ce = focal_loss(x, y, gamma=0, reduction=reduction), F.cross_entropy(x, y, reduction=reduction)
+    assert ours.dtype == ce.dtype
+    torch.testing.assert_close(ours, ce, rtol=tol, atol=tol)
+    torch.testing.assert_close(grad(ours, x), grad(ce, x), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 5.0])
+@pytest.mark.parametrize("with_alpha", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_equals_automm(AutoMMFocalLoss, C, gamma, with_alpha, reduction):
+    x, y = data(24, C, seed=int(10 * gamma) + C)
+    alpha = torch.rand(C, generator=torch.Generator().manual_seed(C)) + 0.05 if with_alpha else None
+    theirs_fn = AutoMMFocalLoss(alpha=alpha, gamma=gamma, reduction=reduction).to(F64)
+    ours, theirs = focal_loss(x, y, alpha, gamma, reduction), theirs_fn(x, y)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad(ours, x), grad(theirs, x), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_equals_automm_float32_with_extra_dims(AutoMMFocalLoss, reduction):
+    x, y = data(4, 3, extra=(5, 2), dtype=torch.float32)
+    alpha = [0.2, 0.3, 0.5]
+    ours = FocalLoss(alpha, gamma=2.0, reduction=reduction)(x, y)
+    theirs = AutoMMFocalLoss(torch.tensor(alpha), gamma=2.0, reduction=reduction)(x, y)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad(ours, x), grad(theirs, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_gradcheck(C, reduction):
+    x, y = data(3, C, extra=(2,), seed=C)
+    y[0, 0] = -100
+    alpha = torch.rand(C, dtype=F64, generator=torch.Generator().manual_seed(1))
+    for gamma in (0.0, 0.5, 2.0):
+        assert torch.autograd.gradcheck(lambda t: focal_loss(t, y, alpha, gamma, reduction), (x,), fast_mode=C > SMALL_C)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_double_backward(reduction):
+    x, y = data(3, SMALL, extra=(2,))
+    y[0, 0] = -100
+    for gamma in (0.0, 0.5, 2.0):
+        assert torch.autograd.gradgradcheck(lambda t: focal_loss(t, y, [0.2, 0.3, 0.1, 0.4], gamma, reduction), (x,),
+                                            fast_mode=True)
+
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+def test_backward_twice_with_retained_graph(C):
+    x, y = data(8, C)
+    loss = focal_loss(x, y, alpha=torch.linspace(1, 4, C), gamma=2.0)
+    g1, = torch.autograd.grad(loss, x, retain_graph=True)
+    g2, = torch.autograd.grad(loss, x)
+    assert torch.equal(g1, g2)
+
+
+@pytest.mark.parametrize("C", [1, 3, 15, 16, 40])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_both_code_paths_agree(monkeypatch, C, reduction):
+    "The log-sum-exp path (few classes) and the (log_)softmax-kernel path give the same loss and gradient."
+    x, y = data(16, C, extra=(3,), seed=C)
+    y[1, 2] = -100
+    results = []
+    for threshold in (0, 10**9):  # never / always the log-sum-exp path
+        monkeypatch.setattr(losses, "SMALL_C", threshold)
+        loss = focal_loss(x, y, alpha=torch.linspace(0.1, 1, C), gamma=1.5, reduction=reduction)
+        results.append((loss, grad(loss, x)))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-12, atol=1e-14)
+
+
+def test_no_grad_forward():
+    x, y = data(8, SMALL)
+    with torch.no_grad():
+        a = focal_loss(x, y, gamma=2.0)
+    torch.testing.assert_close(a, focal_loss(x, y, gamma=2.0).detach())
+
+
+# ---------------------------------------------------------------- properties
+
+@st.composite
+def batches(draw):
+    N, C = draw(st.integers(1, 10)), draw(st.integers(1, 2 * SMALL_C + 2))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    scale = draw(st.sampled_from([0.1, 3.0, 30.0]))
+    x = scale * torch.randn(N, C, dtype=F64, generator=g)
+    y = torch.randint(0, C, (N,), generator=g)
+    ignored = torch.rand(N, generator=g) < draw(st.sampled_from([0.0, 0.3]))
+    ignored[0] = False  # at least one sample counts
+    y[ignored] = -100
+    alpha = draw(st.none() | st.just(torch.rand(C, dtype=F64, generator=g) * 2))
+    gamma = draw(st.sampled_from([0.0, 0.25, 1.0, 2.0, 5.0]) | st.floats(0, 6))
+    return x, y, alpha, gamma
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches())
+def test_bounded_by_weighted_cross_entropy(b):
+    x, y, alpha, gamma = b
+    per = focal_loss(x, y, alpha, gamma, reduction="none")
+    ce = F.cross_entropy(x, y, reduction="none")  # 0 at ignored positions
+    w = torch.ones_like(ce) if alpha is None else alpha[y.clamp_min(0)] * (y != -100)
+    assert (per >= 0).all()
+    # equal at gamma = 0, up to rounding: log p = x_y - logsumexp(x) is exact to about eps * max|x|
+    assert (per <= w * (ce + 1e-13 * (1 + x.abs().amax()))).all()
+    assert (per[y == -100] == 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches())
+def test_reductions_consistent(b):
+    x, y, alpha, gamma = b
+    per = focal_loss(x, y, alpha, gamma, reduction="none")
+    n = int((y != -100).sum())
+    torch.testing.assert_close(focal_loss(x, y, alpha, gamma, reduction="sum"), per.sum(), rtol=1e-12, atol=1e-300)
+    torch.testing.assert_close(focal_loss(x, y, alpha, gamma, reduction="mean"), per.sum() / n, rtol=1e-12, atol=1e-300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(), st.integers(1, 5))
+def test_mean_ignores_padding(b, k):
+    x, y, alpha, gamma = b
+    x_pad = torch.cat([x, torch.randn(k, x.shape[1], dtype=F64)])
+    y_pad = torch.cat([y, torch.full((k,), -100)])
+    torch.testing.assert_close(focal_loss(x_pad, y_pad, alpha, gamma), focal_loss(x, y, alpha, gamma), rtol=1e-12, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches())
+def test_non_increasing_in_gamma(b):
+    x, y, alpha, gamma = b
+    lo, hi = focal_loss(x, y, alpha, gamma, reduction="none"), focal_loss(x, y, alpha, gamma + 1, reduction="none")
+    assert (hi <= lo * (1 + 1e-12) + 1e-300).all()
+
+
+# ---------------------------------------------------------------- precision, shapes, ignore_index
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_half_precision_extreme_logits(dtype, C, gamma):
+    x = torch.zeros(4, C)
+    x[0, 0], x[0, 1] = 1e4, -1e4  # right, confidently
+    x[1, 0], x[1, 1] = -1e4, 1e4  # wrong by 2e4
+    x[2, 1] = 1e4                 # wrong by 1e4
+    x[3] = torch.linspace(-1e4, 1e4, C)
+    x = x.to(dtype).requires_grad_()
+    y = torch.tensor([0, 0, 0, 0])
+    for reduction in ("mean", "sum", "none"):
+        loss = focal_loss(x, y, alpha=torch.rand(C) + 0.5, gamma=gamma, reduction=reduction)
+        g, = torch.autograd.grad(loss.sum(), x)
+        assert loss.dtype == torch.float32 and g.dtype == dtype
+        assert torch.isfinite(loss).all() and torch.isfinite(g).all()
+    per = focal_loss(x, y, gamma=gamma, reduction="none")
+    torch.testing.assert_close(per[:3], torch.tensor([0.0, 2e4, 1e4]), rtol=1e-2, atol=1e-3)
+
+
+def test_half_matches_float32():
+    x, y = data(32, 7, dtype=torch.float32, scale=2.0)
+    xh = x.detach().half().requires_grad_()
+    ref = focal_loss(xh.detach().float().requires_grad_(), y, gamma=2.0)
+    torch.testing.assert_close(focal_loss(xh, y, gamma=2.0), ref.detach(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_extra_dims_equal_flattened(C, reduction):
+    x, y = data(3, C, extra=(4, 5), seed=C)
+    y[0, 1, 2] = -100
+    alpha = torch.linspace(0.2, 1.0, C)
+    xf = x.movedim(1, -1).reshape(-1, C)
+    ours = focal_loss(x, y, alpha, 2.0, reduction)
+    flat = focal_loss(xf, y.reshape(-1), alpha, 2.0, reduction)
+    assert ours.shape == ((3, 4, 5) if reduction == "none" else ())
+    torch.testing.assert_close(ours.reshape(-1) if reduction == "none" else ours, flat, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(grad(ours, x), grad(flat, x), rtol=1e-12, atol=1e-14)
+
+
+def test_unbatched_like_cross_entropy():
+    x = torch.randn(6, dtype=F64, requires_grad=True)
+    y = torch.tensor(2)
+    torch.testing.assert_close(focal_loss(x, y, gamma=0), F.cross_entropy(x, y))
+    assert focal_loss(x, y, reduction="none").shape == ()
+    torch.testing.assert_close(focal_loss(x, y, gamma=2), focal_loss(x[None], y[None], gamma=2))
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 255, 0])
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+def test_ignore_index(ignore_index, C):
+    x, y = data(20, C, seed=3)
+    y[::3] = ignore_index
+    keep = y != ignore_index
+    for reduction in ("mean", "sum", "none"):
+        ours = focal_loss(x, y, gamma=0, reduction=reduction, ignore_index=ignore_index)
+        ce = F.cross_entropy(x, y, reduction=reduction, ignore_index=ignore_index)
+        torch.testing.assert_close(ours, ce, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(grad(ours, x), grad(ce, x), rtol=1e-12, atol=1e-14)
+    alpha = torch.rand(C, dtype=F64) + 0.1
+    per = focal_loss(x, y, alpha, 2.0, reduction="none", ignore_index=ignore_index)
+    assert (per[~keep] == 0).all() and (per[keep] > 0).all()
+    mean = focal_loss(x, y, alpha, 2.0, ignore_index=ignore_index)
+    torch.testing.assert_close(mean, per.sum() / keep.sum())
+    assert (grad(mean, x)[~keep] == 0).all()
+
+
+def test_all_ignored_mean_is_nan_like_cross_entropy():
+    x, y = data(4, SMALL)
+    y[:] = -100
+    assert torch.isnan(focal_loss(x, y)) and torch.isnan(F.cross_entropy(x, y))
+    assert focal_loss(x, y, reduction="sum") == 0
+
+
+def test_mean_divides_by_n_not_by_sum_of_alpha():
+    x, y = data(32, 5)
+    alpha = torch.tensor([0.05, 0.15, 0.3, 0.2, 0.3], dtype=F64)
+    per = alpha[y] * F.cross_entropy(x, y, reduction="none")
+    torch.testing.assert_close(focal_loss(x, y, alpha, gamma=0), per.sum() / len(y))
+    torch.testing.assert_close(F.cross_entropy(x, y, weight=alpha), per.sum() / alpha[y].sum())
+
+
+def test_integer_targets_of_any_width():
+    x, y = data(8, SMALL)
+    for dt in (torch.int32, torch.int16, torch.uint8):
+        torch.testing.assert_close(focal_loss(x, y.to(dt)), focal_loss(x, y))
+
+
+# ---------------------------------------------------------------- errors
+
+X, Y = data(6, 4)
+
+
+@pytest.mark.parametrize("call,exc,msg", [
+    (lambda: focal_loss(X, Y, alpha=[1, 2, 3]), ValueError, "alpha has 3 weights but logits have 4 classes"),
+    (lambda: FocalLoss(alpha=[1, 2, 3, 4, 5])(X, Y), ValueError, "alpha has 5 weights but logits have 4 classes"),
+    (lambda: focal_loss(X, Y, gamma=-0.1), ValueError, "gamma must be a finite number >= 0"),
+    (lambda: focal_loss(X, Y, gamma=float("nan")), ValueError, "gamma must be a finite number >= 0"),
+    (lambda: focal_loss(X, Y, gamma=True), ValueError, "gamma must be a finite number >= 0"),
+    (lambda: FocalLoss(gamma=-1), ValueError, "gamma must be a finite number >= 0"),
+    (lambda: focal_loss(X, Y, reduction="avg"), ValueError, "unknown reduction 'avg'; choose one of 'mean', 'sum', 'none'"),
+    (lambda: FocalLoss(reduction=None), ValueError, "unknown reduction None"),
+    (lambda: focal_loss(X, torch.tensor([0, 1, 2, 4, 0, 0])), ValueError, "class index 4 at position 3, outside [0, 4)"),
+    (lambda: focal_loss(X, torch.tensor([0, 1, -1, 3, 0, 0])), ValueError, "class index -1 at position 2"),
+    (lambda: focal_loss(X, torch.tensor([0, 1, -100, 3, 0, 0]), ignore_index=0), ValueError, "not ignore_index=0"),
+    (lambda: focal_loss(X, Y[:5]), ValueError, "target shape (5,) does not match logits shape (6, 4)"),
+    (lambda: focal_loss(X[:, :, None], Y), ValueError, "expected target of shape (6, 1)"),
+    (lambda: focal_loss(X, Y[:, None]), ValueError, "does not match logits shape"),
+    (lambda: focal_loss(torch.tensor(1.0), torch.tensor(0)), ValueError, "class dimension"),
+    (lambda: focal_loss(X, Y.float()), TypeError, "integer class indices"),
+    (lambda: focal_loss(X.detach().long(), Y), TypeError, "floating-point"),
+    (lambda: focal_loss(X.tolist(), Y), TypeError, "must be torch tensors"),
+    (lambda: focal_loss(X, Y, alpha="0.1,0.2,0.3,0.4"), TypeError, "sequence of per-class weights"),
+    (lambda: focal_loss(X, Y, alpha=0.25), TypeError, "sequence of per-class weights"),
+    (lambda: focal_loss(X, Y, alpha=["a", "b", "c", "d"]), TypeError, "must hold numbers"),
+    (lambda: focal_loss(X, Y, alpha=[[0.25] * 4]), ValueError, "1-D"),
+    (lambda: focal_loss(X, Y, alpha=[]), ValueError, "1-D"),
+    (lambda: focal_loss(X, Y, alpha=[0.5, -0.5, 0.5, 0.5]), ValueError, "finite weights >= 0"),
+    (lambda: focal_loss(X, Y, alpha=[0.5, float("inf"), 0.5, 0.5]), ValueError, "finite weights >= 0"),
+    (lambda: focal_loss(X, Y, ignore_index=None), TypeError, "ignore_index must be an integer"),
+    (lambda: FocalLoss(ignore_index=1.5), TypeError, "ignore_index must be an integer"),
+])
+def test_errors(call, exc, msg):
+    with pytest.raises(exc) as e:
+        call()
+    assert msg in str(e.value)
+
+
+# ---------------------------------------------------------------- FocalLoss
+
+def test_module_alpha_forms_and_buffer():
+    labels = [0] * 200 + [1] * 66 + [2] * 22 + [3] * 7
+    w = class_weights(labels)
+    x, y = data(16, 4, dtype=torch.float32)
+    ref = focal_loss(x, y, torch.tensor(w), gamma=1.0)
+    for form in (w, tuple(w), np.array(w), torch.tensor(w, dtype=F64)):
+        crit = FocalLoss(form, gamma=1.0)
+        assert crit.alpha.dtype == torch.float32 and crit.alpha.shape == (4,)
+        torch.testing.assert_close(crit(x, y), ref)
+    crit = FocalLoss(w, gamma=1.0)
+    assert set(crit.state_dict()) == {"alpha"}
+    other = FocalLoss([0.0] * 4, gamma=1.0)
+    other.load_state_dict(crit.state_dict())
+    assert torch.equal(other.alpha, crit.alpha)
+    crit.to(F64)
+    assert crit.alpha.dtype == F64
+    out = crit(x.detach().double(), y)
+    assert out.dtype == F64 and math.isclose(out.item(), ref.item(), rel_tol=1e-6)
+    assert "gamma=1" in repr(crit) and "alpha=[0.02399" in repr(crit)
+
+
+def test_module_without_alpha():
+    crit = FocalLoss(gamma=0.0, reduction="sum", ignore_index=7)
+    assert crit.alpha is None and "alpha" not in crit.state_dict()
+    x, y = data(9, 8)
+    y[0] = 7
+    torch.testing.assert_close(crit(x, y), F.cross_entropy(x, y, reduction="sum", ignore_index=7))
+
+
+def test_alpha_is_not_trained():
+    x, y = data(6, 4)
+    alpha = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=F64, requires_grad=True)
+    loss = focal_loss(x, y, alpha)
+    assert loss.requires_grad
+    loss.backward()
+    assert alpha.grad is None
