@@ -201,6 +201,9 @@ def readme_markdown(proc: Path) -> str:
     nb.cells = [c for c in nb.cells if c.cell_type != "raw"]
     nb.metadata["language_info"] = {"name": "python"}  # fenced code blocks say ```python, as Quarto's do
     body, _ = MarkdownExporter().from_notebook_node(nb)
+    # links between notebooks are relative to nbs/; README.md sits at the top, where GitHub renders nbs/*.ipynb
+    nbs = Path(cfg.nbs_path).resolve().relative_to(ROOT).as_posix()
+    body = re.sub(r"\]\((?!\w+:|/|#)([^)\s]+\.ipynb)", rf"]({nbs}/\1", body)
     head = f"# {fm.get('title', cfg.lib_name)}\n\n"
     if fm.get("description"): head += f"> {fm['description']}\n\n"
     return re.sub(r"\n{3,}", "\n\n", head + body).strip() + "\n"
