@@ -202,7 +202,7 @@ def readme_markdown(proc: Path) -> str:
     nb.metadata["language_info"] = {"name": "python"}  # fenced code blocks say ```python, as Quarto's do
     body, _ = MarkdownExporter().from_notebook_node(nb)
     # links between notebooks are relative to nbs/; README.md sits at the top, where GitHub renders nbs/*.ipynb
-    nbs = Path(cfg.nbs_path).resolve().relative_to(ROOT).as_posix()
+    nbs = Path(cfg.nbs_path).resolve().relative_to(Path(cfg.config_path).resolve()).as_posix()
     body = re.sub(r"\]\((?!\w+:|/|#)([^)\s]+\.ipynb)", rf"]({nbs}/\1", body)
     head = f"# {fm.get('title', cfg.lib_name)}\n\n"
     if fm.get("description"): head += f"> {fm['description']}\n\n"
