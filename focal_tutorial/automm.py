@@ -188,18 +188,20 @@ def automm_classes(
     return classes
 
 # %% ../nbs/03_automm.ipynb #0b120383
-def _check_train_data(train_data, label: str) -> pd.Series:
+def _check_train_data(train_data, label: str, name: str = "train_data") -> pd.Series:
+    "The label column of `train_data`, checked; `name` is the argument the messages blame (e.g. 'tuning_data')."
     if not isinstance(train_data, pd.DataFrame):
-        raise TypeError(f"train_data must be a pandas DataFrame (e.g. an `image` column and a {label!r} column), "
+        raise TypeError(f"{name} must be a pandas DataFrame (e.g. an `image` column and a {label!r} column), "
                         f"got {type(train_data).__name__}.")
     if label not in train_data.columns:
-        raise ValueError(f"no label column {label!r} in train_data; its columns are {list(train_data.columns)}. "
+        raise ValueError(f"no label column {label!r} in {name}; its columns are {list(train_data.columns)}. "
                          "Pass label= with the right name.")
     y = train_data[label]
     if len(y) == 0:
-        raise ValueError("train_data has no rows.")
+        raise ValueError(f"{name} has no rows.")
     if y.isna().any():
-        raise ValueError(f"{int(y.isna().sum())} rows have no label ({label!r} is missing); drop or fill them.")
+        raise ValueError(f"{int(y.isna().sum())} rows of {name} have no label ({label!r} is missing); "
+                         "drop or fill them.")
     return y
 
 
@@ -209,19 +211,32 @@ def check_alpha(
     label: str = "label",  # its label column
     classes=None,  # the class order `alpha` was computed in, if you know it (checked against AutoMM's)
 ) -> list:  # AutoMM's class order for `train_data`
-    "Check `optim.focal_loss.alpha` against the training classes (count and, given `classes`, order) before fitting."
+    "Before fitting, check that `optim.focal_loss.*` comes with focal loss and `alpha` matches AutoMM's classes."
     h = _translate(hyperparameters, warn=False)
     y = _check_train_data(train_data, label)
-    order = automm_classes(y, pos_label=h.get("data.pos_label"))
+    pos_label = h.get("data.pos_label")
+    order = automm_classes(y, pos_label=pos_label)
     loss = h.get("optim.loss_func")
+    focal_keys = sorted(k for k in h if k.startswith("optim.focal_loss."))
+    if focal_keys and not (isinstance(loss, str) and loss.lower() == "focal_loss"):
+        now = "not set (AutoMM's default, cross-entropy)" if loss is None else repr(loss)
+        raise ValueError(f"{focal_keys} are set but optim.loss_func is {now}, so AutoMM would ignore them and train "
+                         "without focal loss; add 'optim.loss_func': 'focal_loss' (focal_hyperparameters does), "
+                         "or drop the optim.focal_loss keys.")
     alpha = h.get("optim.focal_loss.alpha")
-    if not (isinstance(loss, str) and loss.lower() == "focal_loss") or alpha is None:
+    if not focal_keys or alpha is None:
         return order
     alpha = _alpha_list(alpha)
-    fix = f"compute it from the training labels: class_weights(train_data[{label!r}])"
+    moved = order != automm_classes(y)  # data.pos_label moved a class last: not the sorted order
+    fix = (f"compute it from the training labels: class_weights(train_data[{label!r}]"
+           + (f", classes={order})" if moved else ")"))
     if len(alpha) != len(order):
         raise ValueError(f"optim.focal_loss.alpha has {len(alpha)} weights but the training data has {len(order)} "
                          f"classes {order}; {fix}.")
+    if classes is None and moved:
+        raise ValueError(f"data.pos_label={pos_label!r} moves that class last, so AutoMM numbers the classes {order}, "
+                         "not in sorted order, while class_weights(labels) returns weights in sorted order: "
+                         f"{fix}, and pass classes={order} (to check_alpha or fit_predictor) to confirm that order.")
     if classes is not None:
         classes = list(classes)
         missing = [c for c in order if c not in classes]
@@ -230,8 +245,9 @@ def check_alpha(
             raise ValueError(f"classes {classes} do not match the training classes {order} (missing {missing}, "
                              f"not in the data {extra}); {fix}.")
         if classes != order:
+            how = f"data.pos_label={pos_label!r} last" if moved else "sorted, as its LabelEncoder does"
             raise ValueError(f"alpha was computed in the order {classes}, but AutoMM numbers the classes {order} "
-                             "(sorted, as its LabelEncoder does), so weights would go to the wrong classes; "
+                             f"({how}), so weights would go to the wrong classes; "
                              f"{fix}, or class_weights(..., classes={order}).")
     return order
 
@@ -249,6 +265,7 @@ def fit_predictor(
     path: str | os.PathLike | None = None,  # where AutoMM saves the model; None: a new folder under AutogluonModels/
     seed: int = 0,  # AutoMM's training seed
     verbosity: int = 2,  # AutoMM's verbosity (0 silent ... 4 everything)
+    classes=None,  # the class order `alpha` was computed in (see `check_alpha`); needed with `data.pos_label`
     predictor_kwargs: Mapping | None = None,  # more `MultiModalPredictor(...)` arguments, e.g. enable_progress_bar
     **fit_kwargs,  # passed to `MultiModalPredictor.fit` (tuning_data, time_limit, presets, ...)
 ):  # the fitted `MultiModalPredictor`
@@ -258,17 +275,17 @@ def fit_predictor(
     if reserved:
         raise ValueError(f"predictor_kwargs must not set {reserved}: pass them as fit_predictor's own arguments.")
     h = _translate(hyperparameters, stacklevel=2)
-    classes = check_alpha(h, train_data, label=label)
-    if len(classes) < 2:
-        raise ValueError(f"train_data has a single class {classes}; a classifier needs at least 2.")
+    order = check_alpha(h, train_data, label=label, classes=classes)
+    if len(order) < 2:
+        raise ValueError(f"train_data has a single class {order}; a classifier needs at least 2.")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
     tuning = fit_kwargs.get("tuning_data")
     if isinstance(tuning, pd.DataFrame):
-        unknown = sorted(set(_check_train_data(tuning, label).unique().tolist()) - set(classes), key=str)
+        unknown = sorted(set(_check_train_data(tuning, label, "tuning_data").unique().tolist()) - set(order), key=str)
         if unknown:
-            raise ValueError(f"tuning_data has labels {unknown} that train_data lacks (its classes: {classes}).")
-    predictor = _predictor_class()(label=label, problem_type="binary" if len(classes) == 2 else "multiclass",
+            raise ValueError(f"tuning_data has labels {unknown} that train_data lacks (its classes: {order}).")
+    predictor = _predictor_class()(label=label, problem_type="binary" if len(order) == 2 else "multiclass",
                                    path=None if path is None else str(path), verbosity=verbosity,
                                    **predictor_kwargs)
     predictor.fit(train_data, hyperparameters=h, seed=int(seed), **fit_kwargs)

@@ -39,9 +39,10 @@ def _label_series(labels) -> pd.Series:
 
 
 def _sorted_classes(values) -> list:
-    "Unique values in sorted order, the order AutoMM's label encoder uses."
+    "Unique values in sorted order, the order AutoMM's label encoder uses; numpy scalars become Python ones."
     try:
-        return sorted(pd.unique(np.asarray(list(values), dtype=object)))
+        return sorted(v.item() if isinstance(v, np.generic) else v
+                      for v in pd.unique(np.asarray(list(values), dtype=object)))
     except TypeError as e:
         raise TypeError("labels mix types that cannot be sorted (e.g. ints and strings); make them one type, "
                         "or pass `classes=` in the order you want.") from e
@@ -103,8 +104,9 @@ def make_imbalanced(
     n_keep = [int(len(idx) * ratio**k) for k, idx in enumerate(rows)]
     if 0 in n_keep:
         k = n_keep.index(0)
-        # the smallest ratio (rounded up to 3 decimals) that leaves every class at least one row
-        need = max(math.ceil(1000 * (1 / len(idx)) ** (1 / max(j, 1))) / 1000 for j, idx in enumerate(rows))
+        # the smallest ratio (rounded up to 3 decimals) that leaves every class at least one row; class 0 keeps all
+        # its rows whatever the ratio, so it sets no bound
+        need = max(math.ceil(1000 * (1 / len(idx)) ** (1 / j)) / 1000 for j, idx in enumerate(rows) if j > 0)
         raise ValueError(f"class {classes[k]!r} (number {k} in sorted order, {len(rows[k])} rows) would keep 0 rows "
                          f"with ratio={ratio:.4g}; use ratio >= {need:g}, or fewer classes.")
     rng = np.random.default_rng(seed)

@@ -9,10 +9,8 @@ import hashlib
 import json
 import numbers
 import os
-import socket
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 
 import numpy as np

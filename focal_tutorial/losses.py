@@ -10,7 +10,6 @@ import numbers
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0

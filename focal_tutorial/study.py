@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .core import WEIGHT_METHODS, class_weights
 from .data import DIGIT_CLASSES, digits_split
-from .evaluate import evaluate, summarize
+from .evaluate import evaluate, paired_diff, summarize
 from .losses import FocalLoss
 
 # %% auto #0
@@ -112,8 +112,10 @@ def fit_cnn(
     "Train a `SmallCNN` with Adam on shuffled minibatches: seeded, on one thread, the same recipe for any loss."
     _check_recipe(epochs, lr, batch_size, width)
     X, y = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
-    if X.ndim != 4 or X.shape[1] != 1 or len(X) != len(y):
-        raise ValueError(f"X must be (n, 1, H, W) with one label per image, got X {tuple(X.shape)} and y {tuple(y.shape)}.")
+    if X.ndim != 4 or tuple(X.shape[1:]) != (1, 8, 8) or y.ndim != 1 or len(X) != len(y):
+        raise ValueError(f"X must be (n, 1, 8, 8) (SmallCNN's linear layer fits 8×8 single-channel images, as "
+                         f"`digits_split` returns them) with one label per image, got X {tuple(X.shape)} and "
+                         f"y {tuple(y.shape)}.")
     n_classes = int(y.max()) + 1 if n_classes is None else n_classes
     loss = FocalLoss(gamma=0.0) if loss is None else loss
     with _one_thread():
@@ -140,14 +142,26 @@ def _class_indices(y, classes) -> np.ndarray:
     return np.searchsorted(np.asarray(classes), y)
 
 
+def _smallest_ratio(classes, seed) -> float:
+    "The smallest imbalance ratio (rounded up to 3 significant digits) that leaves every class a training image."
+    n = np.bincount(digits_split(1.0, seed=seed, classes=classes)[1], minlength=10)[list(classes)]
+    # class k keeps int(n_k * step**k) images, step = ratio**(1/(C-1)): it needs ratio >= (1/n_k)**((C-1)/k)
+    x = max((1 / n[k]) ** ((len(n) - 1) / k) for k in range(1, len(n)))
+    unit = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return round(math.ceil(x / unit) * unit, 12)
+
+
 def _split(ratio, seed, classes):
     "`digits_split` for an imbalance ratio n_rarest / n_largest, with labels as class indices."
     classes = tuple(sorted(classes))
     try:
         Xtr, ytr, Xte, yte = digits_split(step_ratio(ratio, len(classes)), seed=seed, classes=classes)
-    except ValueError as e:
-        raise ValueError(f"ratio={ratio:g} (n_rarest / n_largest) is too extreme for classes {classes}: {e} "
-                         "Use a larger ratio; 1/10 works for the default classes.") from None
+    except ValueError:
+        need = _smallest_ratio(classes, seed)  # raises digits_split's own error if classes or seed are bad
+        if ratio >= need:
+            raise
+        raise ValueError(f"ratio={ratio:g} (n_rarest / n_largest) is too extreme for classes {classes}: a class would "
+                         f"keep no training image; use ratio >= {need:g}.") from None
     return Xtr, _class_indices(ytr, classes), Xte, _class_indices(yte, classes), classes
 
 
@@ -260,12 +274,8 @@ def summary_table(
     digits: int = 3,  # decimals shown
 ) -> pd.DataFrame:  # rows (alpha, gamma), columns (metric, ratio): "mean ± std" over seeds
     "`evaluate.summarize`'s mean ± std over seeds for every configuration, as one table: a row per (alpha, gamma), a column per (metric, ratio)."
-    keys = ["alpha", "gamma", "ratio"]
-    keyed = runs.assign(config=runs.groupby(keys, sort=False).ngroup())  # summarize groups by one column
-    configs = keyed.drop_duplicates("config").set_index("config")[keys]
-    s = summarize(keyed, by="config", metrics=list(metrics), digits=digits)["mean ± std"].unstack("metric")
-    s.index = pd.MultiIndex.from_frame(configs.loc[s.index])
-    t = s.unstack("ratio")
+    s = summarize(runs, by=["alpha", "gamma", "ratio"], metrics=list(metrics), digits=digits)
+    t = s["mean ± std"].unstack("metric").unstack("ratio")
     alphas = [a for a in ALPHAS if a in set(runs["alpha"])]
     t = t.reindex(sorted(t.index, key=lambda ag: (alphas.index(ag[0]), ag[1])))
     t = t[[(m, r) for m in metrics for r in _ratio_order(runs)]]
@@ -277,21 +287,12 @@ def vs_baseline(
     runs: pd.DataFrame,  # the output of `sweep`; must hold the baseline configuration for every (ratio, seed)
     metric: str = "rare_class_recall",  # the metric to compare
     baseline=(0.0, "none"),  # (gamma, alpha) of the reference: cross-entropy without class weights
-) -> pd.DataFrame:  # per (ratio, alpha, gamma): mean and std of the paired difference, seeds better/worse/equal
-    "Each configuration minus the baseline on the same ratio and seed: mean, std, and how many seeds it wins or loses."
+) -> pd.DataFrame:  # per (ratio, alpha, gamma): mean, std and n of the paired difference, seeds better/worse/equal
+    "Each configuration minus the baseline on the same ratio and seed (`evaluate.paired_diff`): mean, std, seeds better/worse/equal."
     if metric not in runs.columns:
         raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
-    g0, a0 = float(baseline[0]), baseline[1]
-    base = runs[(runs["gamma"] == g0) & (runs["alpha"] == a0)].set_index(["ratio", "seed"])[metric]
-    if base.empty:
-        raise ValueError(f"runs hold no baseline run (gamma={g0:g}, alpha={a0!r}); include it in the sweep.")
-    d = runs.join(base.rename("_base"), on=["ratio", "seed"])
-    if d["_base"].isna().any():
-        raise ValueError("some (ratio, seed) pairs have no baseline run; sweep the baseline on every ratio and seed.")
-    d["delta"] = d[metric] - d["_base"]
-    g = d.groupby(["ratio", "alpha", "gamma"], sort=False)["delta"]
-    return pd.DataFrame({"mean": g.mean(), "std": g.std(), "better": g.agg(lambda x: int((x > 0).sum())),
-                         "worse": g.agg(lambda x: int((x < 0).sum())), "equal": g.agg(lambda x: int((x == 0).sum()))})
+    return paired_diff(runs, metric, by=["ratio", "alpha", "gamma"],
+                       baseline={"gamma": float(baseline[0]), "alpha": baseline[1]}, pair_on=["ratio", "seed"])
 
 # %% ../nbs/06_study.ipynb #59c25138
 def plot_heatmaps(

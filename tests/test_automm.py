@@ -22,10 +22,11 @@ def train_df():
     return pd.DataFrame({"image": [f"img_{i}.png" for i in range(len(LABELS))], "label": LABELS})
 
 
-def test_import_does_not_load_autogluon():
-    code = "import sys, focal_tutorial.automm; print('autogluon' in ' '.join(sys.modules))"
+def test_import_loads_neither_autogluon_nor_torch():
+    code = ("import sys, focal_tutorial.automm; "
+            "print([m for m in ('autogluon', 'torch') if any(k == m or k.startswith(m + '.') for k in sys.modules)])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("alpha", [W, np.array(W), torch.tensor(W, dtype=torch.float64), tuple(W), pd.Series(W)])
@@ -190,6 +191,43 @@ def test_check_alpha_errors(train_df, hp, kwargs, exc, message):
     assert "class_weights" in str(e.value) or "label" in message
 
 
+YES_NO = pd.DataFrame({"image": [f"img_{i}.png" for i in range(100)], "label": ["no"] * 90 + ["yes"] * 10})
+
+
+def test_check_alpha_pos_label_needs_the_order():
+    "data.pos_label='no' makes AutoMM's order ['yes', 'no']; class_weights' default (sorted) order is ['no', 'yes']."
+    wrong = focal_hyperparameters(class_weights(YES_NO["label"]), **{"data.pos_label": "no"})  # [0.1, 0.9]
+    with pytest.raises(ValueError) as e:
+        check_alpha(wrong, YES_NO)
+    assert "AutoMM numbers the classes ['yes', 'no']" in str(e.value)
+    assert "class_weights(train_data['label'], classes=['yes', 'no'])" in str(e.value)
+    assert "pass classes=['yes', 'no']" in str(e.value)
+    with pytest.raises(ValueError, match=r"\(data.pos_label='no' last\)"):
+        check_alpha(wrong, YES_NO, classes=["no", "yes"])
+    right = focal_hyperparameters(class_weights(YES_NO["label"], classes=["yes", "no"]), **{"data.pos_label": "no"})
+    assert right["optim.focal_loss.alpha"] == pytest.approx([0.9, 0.1])
+    assert check_alpha(right, YES_NO, classes=["yes", "no"]) == ["yes", "no"]
+    # the count error's advice names the order too
+    three = focal_hyperparameters([0.2, 0.3, 0.5], **{"data.pos_label": "no"})
+    with pytest.raises(ValueError, match=r"class_weights\(train_data\['label'\], classes=\['yes', 'no'\]\)"):
+        check_alpha(three, YES_NO)
+    # pos_label that is already last (or falsy) leaves the sorted order: nothing more to confirm
+    assert check_alpha(focal_hyperparameters(class_weights(YES_NO["label"]), **{"data.pos_label": "yes"}),
+                       YES_NO) == ["no", "yes"]
+
+
+@pytest.mark.parametrize("hp, now", [
+    ({"optim.focal_loss.alpha": W}, "not set (AutoMM's default, cross-entropy)"),
+    ({"optim.focal_loss.gamma": 2.0}, "not set"),
+    ({"optim.loss_func": "cross_entropy", "optim.focal_loss.alpha": W}, "'cross_entropy'"),
+    ({"optimization.loss_function": "auto", "optimization.focal_loss.gamma": 2.0}, "'auto'"),
+])
+def test_check_alpha_refuses_focal_settings_without_focal_loss(train_df, hp, now):
+    with pytest.raises(ValueError) as e:
+        check_alpha(hp, train_df)
+    assert f"optim.loss_func is {now}" in str(e.value) and "'optim.loss_func': 'focal_loss'" in str(e.value)
+
+
 def test_check_alpha_bad_data():
     with pytest.raises(TypeError, match="DataFrame"):
         check_alpha(focal_hyperparameters(W), LABELS)
@@ -226,7 +264,10 @@ def recorder(monkeypatch):
     ((None,), {"seed": -1}, "seed must be"),
     ((None,), {"seed": 1.5}, "seed must be"),
     ((None,), {"tuning_data": pd.DataFrame({"image": ["x.png"], "label": [7]})}, "tuning_data has labels [7]"),
-    ((None,), {"tuning_data": pd.DataFrame({"image": ["x.png"]})}, "no label column 'label'"),
+    ((None,), {"tuning_data": pd.DataFrame({"image": ["x.png"]})}, "no label column 'label' in tuning_data;"),
+    ((None,), {"tuning_data": pd.DataFrame({"image": ["x.png"], "label": [None]})}, "1 rows of tuning_data have no"),
+    ((None,), {"tuning_data": pd.DataFrame({"image": [], "label": []})}, "tuning_data has no rows"),
+    (({"optim.focal_loss.alpha": W},), {}, "AutoMM would ignore them"),
     ((None,), {"predictor_kwargs": {"path": "x", "enable_progress_bar": False}}, "must not set ['path']"),
 ])
 def test_fit_predictor_validates_before_creating_a_predictor(recorder, train_df, args, kwargs, message):
@@ -256,6 +297,19 @@ def test_fit_predictor_calls_automm(recorder, train_df, tmp_path):
         ("fit", len(train_df), {"hyperparameters": {"optim.max_epochs": 2, **focal_hyperparameters(W)}, "seed": 4,
                                 "time_limit": 60})]
     assert type(recorder.calls[1][2]["seed"]) is int
+
+
+def test_fit_predictor_passes_classes_on(recorder):
+    wrong = focal_hyperparameters(class_weights(YES_NO["label"]), **{"data.pos_label": "no"})
+    with pytest.raises(ValueError, match=r"pass classes=\['yes', 'no'\]"):
+        fit_predictor(YES_NO, wrong)
+    with pytest.raises(ValueError, match="wrong classes"):
+        fit_predictor(YES_NO, wrong, classes=["no", "yes"])
+    assert recorder.calls == []
+    right = focal_hyperparameters(class_weights(YES_NO["label"], classes=["yes", "no"]), **{"data.pos_label": "no"})
+    fit_predictor(YES_NO, right, classes=["yes", "no"], verbosity=0)
+    assert recorder.calls[0][1]["problem_type"] == "binary"
+    assert "classes" not in recorder.calls[1][2]  # ours, not MultiModalPredictor.fit's
 
 
 def test_fit_predictor_binary(recorder):

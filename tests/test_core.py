@@ -169,6 +169,25 @@ def test_make_imbalanced_suggested_ratio_works(sizes, ratio):
         assert (make_imbalanced(df, ratio=suggested)["label"].value_counts() > 0).all()
 
 
+@pytest.mark.parametrize("labels, ratio, message", [
+    # class 0 keeps all its rows whatever the ratio: a single row of it must not push the hint to 1
+    ([0] + [1] * 50, 0.01, "class 1 (number 1 in sorted order, 50 rows) would keep 0 rows with ratio=0.01; "
+                           "use ratio >= 0.02,"),
+    ([0] * 3 + [1] * 100 + [2] * 100, 0.05, "class 2 (number 2 in sorted order, 100 rows) would keep 0 rows with "
+                                            "ratio=0.05; use ratio >= 0.1,"),
+    (["a"] * 2 + ["b"] * 10, 0.05, "class 'b' (number 1 in sorted order, 10 rows)"),
+])
+def test_make_imbalanced_hint_is_the_smallest_working_ratio_and_plain(labels, ratio, message):
+    df = pd.DataFrame({"label": labels})
+    with pytest.raises(ValueError) as e:
+        make_imbalanced(df, ratio=ratio)
+    assert message in str(e.value) and "np." not in str(e.value)
+    suggested = float(str(e.value).split("use ratio >= ")[1].split(",")[0])
+    assert (make_imbalanced(df, ratio=suggested)["label"].value_counts() > 0).all()
+    with pytest.raises(ValueError, match="would keep 0 rows"):
+        make_imbalanced(df, ratio=suggested - 0.001)
+
+
 def test_make_imbalanced_type_and_missing_labels():
     with pytest.raises(TypeError, match="DataFrame"):
         make_imbalanced([1, 2, 3])

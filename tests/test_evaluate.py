@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from focal_tutorial.evaluate import SCALAR_METRICS, evaluate, plot_confusions, plot_per_class_recall, summarize
+from focal_tutorial.evaluate import (SCALAR_METRICS, evaluate, paired_diff, plot_confusions, plot_per_class_recall,
+                                     summarize)
 
 
 def test_import_is_light():
@@ -128,6 +129,83 @@ def test_summarize_errors(runs, kwargs, exc, message):
     with pytest.raises(exc) as e:
         summarize(runs, **kwargs)
     assert message in str(e.value)
+
+
+def test_summarize_by_several_columns():
+    runs = runs_frame().assign(gamma=[0, 0, 2, 0, 2, 2])
+    s = summarize(runs, by=["loss", "gamma"], metrics=["accuracy"])
+    assert s.index.names == ["loss", "gamma", "metric"]
+    assert s.index.droplevel("metric").tolist() == [("ce", 0), ("ce", 2), ("focal", 0), ("focal", 2)]
+    assert s.loc[("ce", 0, "accuracy"), "mean"] == pytest.approx(0.85) and s.loc[("ce", 0, "accuracy"), "n"] == 2
+    assert s.loc[("ce", 2, "accuracy"), "mean ± std"] == "1.000 (1 run)"
+    assert summarize(runs, by=["loss"]).equals(summarize(runs, by="loss"))
+    with pytest.raises(ValueError, match="no column 'model'"):
+        summarize(runs, by=["loss", "model"])
+
+
+def test_paired_diff_hand_computed():
+    d = paired_diff(runs_frame(), "rare_class_recall", baseline="ce")
+    assert d.index.name == "loss" and d.index.tolist() == ["ce", "focal"]
+    focal = d.loc["focal"]  # focal - ce per seed: +1.0, +0.5, 0.0
+    assert focal["mean"] == pytest.approx(0.5) and focal["std"] == pytest.approx(0.5)
+    assert focal[["n", "better", "worse", "equal"]].tolist() == [3, 2, 0, 1]
+    assert d.loc["ce", "mean"] == 0 and d.loc["ce", "equal"] == 3
+    acc = paired_diff(runs_frame(), "accuracy", baseline="ce").loc["focal"]  # -0.1, -0.2, -0.3
+    assert acc[["better", "worse", "equal"]].tolist() == [0, 3, 0] and acc["mean"] == pytest.approx(-0.2)
+
+
+def test_paired_diff_pairs_on_seed_not_on_row_order():
+    runs = runs_frame()
+    shuffled = runs.iloc[[5, 0, 3, 2, 4, 1]]
+    pd.testing.assert_frame_equal(paired_diff(shuffled, "macro_f1", baseline="ce").loc[["ce", "focal"]],
+                                  paired_diff(runs, "macro_f1", baseline="ce"))
+
+
+def test_paired_diff_tolerance():
+    runs = pd.DataFrame({"loss": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "m": [0.3, 0.3, 0.1 + 0.2, 0.3 + 1e-6]})
+    d = paired_diff(runs, "m", baseline="a").loc["b"]  # 0.1 + 0.2 != 0.3 in floating point, but counts as equal
+    assert d[["better", "worse", "equal"]].tolist() == [1, 0, 1]
+
+
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=8), st.lists(st.floats(0, 1), min_size=2, max_size=8))
+@settings(max_examples=50, deadline=None)
+def test_paired_diff_properties(a, b):
+    n = min(len(a), len(b))
+    runs = pd.DataFrame({"loss": ["x"] * n + ["y"] * n, "seed": list(range(n)) * 2, "m": a[:n] + b[:n]})
+    d = paired_diff(runs, "m", baseline="x").loc["y"]
+    assert d["better"] + d["worse"] + d["equal"] == n == d["n"]
+    assert d["mean"] == pytest.approx(np.mean(np.array(b[:n]) - np.array(a[:n])), abs=1e-12)
+    back = paired_diff(runs, "m", baseline="y").loc["x"]  # swapping the baseline flips the sign and the counts
+    assert back["mean"] == pytest.approx(-d["mean"], abs=1e-12) and (back["better"], back["worse"]) == (d["worse"], d["better"])
+
+
+def test_paired_diff_several_columns():
+    grid = pd.DataFrame({"ratio": [1, 1, 0.1, 0.1] * 2, "gamma": [0, 2] * 4, "seed": [0] * 4 + [1] * 4,
+                         "m": [1.0, 1.0, 0.5, 0.7, 1.0, 0.9, 0.6, 0.8]})
+    g = paired_diff(grid, "m", by=["ratio", "gamma"], baseline={"gamma": 0}, pair_on=["ratio", "seed"])
+    assert g.index.names == ["ratio", "gamma"] and len(g) == 4
+    assert g.loc[(0.1, 2), "mean"] == pytest.approx(0.2) and g.loc[(1, 2), ["better", "worse", "equal"]].tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    ({"metric": "auc", "baseline": "ce"}, ValueError, "metric 'auc' is not a numeric column"),
+    ({"metric": "accuracy"}, ValueError, "pass baseline="),
+    ({"metric": "accuracy", "baseline": "CE"}, ValueError, "no baseline run"),
+    ({"metric": "accuracy", "baseline": "ce", "by": "model"}, ValueError, "no column 'model'"),
+    ({"metric": "accuracy", "baseline": "ce", "pair_on": "split"}, ValueError, "no column 'split'"),
+    ({"metric": "accuracy", "baseline": "ce", "pair_on": "loss"}, ValueError, "several baseline runs"),
+    ({"metric": "accuracy", "baseline": "ce", "by": ["loss", "seed"]}, ValueError, "as a dict"),
+    ({"metric": "accuracy", "baseline": {"model": "ce"}}, ValueError, "no column 'model'"),
+])
+def test_paired_diff_errors(kwargs, exc, message):
+    with pytest.raises(exc) as e:
+        paired_diff(runs_frame(), **kwargs)
+    assert message in str(e.value)
+
+
+def test_paired_diff_missing_partner():
+    with pytest.raises(ValueError, match=r"no baseline run for \[\{'seed': 2\}\]"):
+        paired_diff(runs_frame().drop(index=2), "accuracy", baseline="ce")
 
 
 def test_plots():

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import focal_tutorial.study as study
-from focal_tutorial.study import METRICS, run_config, step_ratio, summary_table, sweep, vs_baseline
+from focal_tutorial.study import METRICS, fit_cnn, run_config, step_ratio, summary_table, sweep, vs_baseline
 
 SMALL = dict(gammas=[0, 2], alphas=["none", "inverse"], ratios=[1 / 10], epochs=3, progress=False)
 COLUMNS = ["ratio", "gamma", "alpha", "seed", "step_ratio", "n_train", "n_rarest", *METRICS, "seconds"]
@@ -65,7 +65,7 @@ def test_balanced_cross_entropy_beats_chance():
     (dict(gammas=2), TypeError, "gammas must be a list"),
     (dict(ratios=[0]), ValueError, r"ratio must be a number in \(0, 1\]"),
     (dict(ratios=[1.5]), ValueError, r"ratio must be a number in \(0, 1\]"),
-    (dict(ratios=[1e-4]), ValueError, "too extreme"),
+    (dict(ratios=[1e-4]), ValueError, r"too extreme for classes \(0, 1, 2, 3\): a class would keep no training image; use ratio >= 0\.007\."),
     (dict(seeds=[]), ValueError, "seeds is empty"),
     (dict(gammas=[]), ValueError, "gammas is empty"),
     (dict(seeds=[-1]), ValueError, "non-negative ints"),
@@ -101,3 +101,27 @@ def test_summary_table_and_vs_baseline(small):
     assert (d[["better", "worse", "equal"]].sum(axis=1) == 2).all()
     with pytest.raises(ValueError, match="no baseline run"):
         vs_baseline(small[small["gamma"] > 0])
+
+
+def test_smallest_ratio_is_the_bound():
+    for classes in [(0, 1, 2, 3), (0, 1), (2, 5, 9)]:
+        need = study._smallest_ratio(classes, seed=0)
+        study._split(need, 0, classes)  # works at the bound
+        with pytest.raises(ValueError, match=f"use ratio >= {need:g}"):
+            study._split(need * 0.98, 0, classes)  # and fails just below, with the bound in the same units
+
+
+def test_fit_cnn_needs_8x8_images():
+    with pytest.raises(ValueError, match=r"X must be \(n, 1, 8, 8\)"):
+        fit_cnn(np.zeros((4, 1, 16, 16), np.float32), np.array([0, 1, 0, 1]), epochs=1)
+    with pytest.raises(ValueError, match=r"got X \(4, 3, 8, 8\)"):
+        fit_cnn(np.zeros((4, 3, 8, 8), np.float32), np.array([0, 1, 0, 1]), epochs=1)
+
+
+def test_vs_baseline_is_paired_diff(small):
+    from focal_tutorial.evaluate import paired_diff
+    d = vs_baseline(small, "balanced_accuracy", baseline=(0.0, "inverse"))
+    e = paired_diff(small, "balanced_accuracy", by=["ratio", "alpha", "gamma"], baseline={"gamma": 0.0, "alpha": "inverse"},
+                    pair_on=["ratio", "seed"])
+    pd.testing.assert_frame_equal(d, e)
+    assert d.loc[(0.1, "inverse", 0.0), "equal"] == 2
