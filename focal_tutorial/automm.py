@@ -5,8 +5,6 @@
 # %% ../nbs/03_automm.ipynb #3554058b
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import platform
 import warnings
@@ -15,6 +13,8 @@ from importlib import metadata
 
 import numpy as np
 import pandas as pd
+
+from .core import _check_gamma, _check_int
 
 # %% auto #0
 __all__ = ['LEGACY_PREFIX', 'LEGACY_KEYS', 'FOCAL_REDUCTIONS', 'SHOPEE_HPARAMS', 'PROFILES', 'current_key',
@@ -117,13 +117,6 @@ def _alpha_list(alpha) -> list[float]:
     return [float(x) for x in a]
 
 
-def _gamma(gamma) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}; 0 is (weighted) cross-entropy, "
-                         "1 is the seed tutorial's, 2 is Lin et al.'s default.")
-    return float(gamma)
-
-
 def focal_hyperparameters(
     alpha,  # one weight per class in AutoMM's class order (e.g. `class_weights(labels)`), or None for no weights
     gamma: float = 1.0,  # focusing parameter, >= 0
@@ -133,7 +126,7 @@ def focal_hyperparameters(
 ) -> dict:  # AutoMM hyperparameters with current keys, ready for `fit`
     "AutoMM hyperparameters that train with focal loss: current keys, alpha as Python floats, legacy keys translated."
     alpha = None if alpha is None else _alpha_list(alpha)
-    gamma = _gamma(gamma)
+    gamma = _check_gamma(gamma)
     if reduction not in FOCAL_REDUCTIONS:
         raise ValueError(f"reduction must be one of {FOCAL_REDUCTIONS} (what AutoMM's FocalLoss supports), "
                          f"got {reduction!r}.")
@@ -278,8 +271,7 @@ def fit_predictor(
     order = check_alpha(h, train_data, label=label, classes=classes)
     if len(order) < 2:
         raise ValueError(f"train_data has a single class {order}; a classifier needs at least 2.")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    _check_int("seed", seed, 0)
     tuning = fit_kwargs.get("tuning_data")
     if isinstance(tuning, pd.DataFrame):
         unknown = sorted(set(_check_train_data(tuning, label, "tuning_data").unique().tolist()) - set(order), key=str)

@@ -18,15 +18,36 @@ __all__ = ['WEIGHT_METHODS', 'class_weights', 'make_imbalanced']
 WEIGHT_METHODS = ("inverse", "sqrt", "effective")
 
 
-def _label_series(labels) -> pd.Series:
-    "`labels` as a 1-D Series, after checking it is a non-empty sequence without missing values."
+def _check_1d(labels, name: str = "labels") -> None:
+    "Check that `labels` is a 1-D list, array or Series (not a string or a DataFrame); `name` is the argument blamed."
     if isinstance(labels, pd.DataFrame):
-        raise TypeError("labels must be 1-D, got a DataFrame; pass one column, e.g. `df['label']`.")
+        raise TypeError(f"{name} must be 1-D, got a DataFrame; pass one column, e.g. `df['label']`.")
     if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
-        raise TypeError(f"labels must be a 1-D sequence, array or Series of labels, got {type(labels).__name__}; "
+        raise TypeError(f"{name} must be a 1-D list, array or Series of labels, got {type(labels).__name__}; "
                         "pass e.g. a list or `df['label']`.")
     if isinstance(labels, np.ndarray) and labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got an array of shape {labels.shape}; flatten it or pass one column.")
+        raise ValueError(f"{name} must be 1-D, got an array of shape {labels.shape}; flatten it or pass one column.")
+
+
+def _check_int(name: str, value, low: int = 1, hint: str = "") -> int:
+    "`value` as an int, after checking it is an int (not a bool) >= `low` (1 or 0); `hint` ends the message."
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        kind = "a positive int" if low == 1 else "a non-negative int" if low == 0 else f"an int >= {low}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}{hint}.")
+    return int(value)
+
+
+def _check_gamma(gamma, where: str = "") -> float:
+    "`gamma` as a float, after checking it is a finite number >= 0; `where` (e.g. ' in gammas') follows the value."
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}{where}; 0 is (alpha-weighted) "
+                         "cross-entropy, 1 is the seed tutorial's, 2 is Lin et al.'s default.")
+    return float(gamma)
+
+
+def _label_series(labels) -> pd.Series:
+    "`labels` as a 1-D Series, after checking it is a non-empty sequence without missing values."
+    _check_1d(labels)
     s = labels if isinstance(labels, pd.Series) else pd.Series(list(labels), dtype=object)
     if len(s) == 0:
         raise ValueError("no labels: class weights need at least one labelled sample.")

@@ -5,6 +5,7 @@
 # %% ../nbs/02_data.ipynb #719ea54d
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import numbers
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import make_imbalanced
+from .core import _check_int, make_imbalanced
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'PRETRAIN_CLASSES', 'OFFLINE_HPARAMS', 'SHOPEE_URL', 'OFFLINE_HINT', 'default_cache_dir',
@@ -49,8 +50,7 @@ def _check_split_args(ratio, seed, classes, test_per_class, counts) -> tuple:
     if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 < ratio <= 1:
         raise ValueError(f"ratio must be a number in (0, 1], got {ratio!r}; 1 keeps every training image, "
                          "1/3 is the seed tutorial's imbalance.")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    _check_int("seed", seed, 0)
     if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
         raise TypeError(f"classes must be a sequence of digits, got {classes!r}; e.g. (0, 1, 2, 3).")
     classes = list(classes)
@@ -61,8 +61,7 @@ def _check_split_args(ratio, seed, classes, test_per_class, counts) -> tuple:
         raise ValueError(f"classes has duplicates: {classes}; list each digit once.")
     if len(classes) < 2:
         raise ValueError(f"classes needs at least 2 digits for a classification task, got {classes}.")
-    if isinstance(test_per_class, bool) or not isinstance(test_per_class, numbers.Integral) or test_per_class < 1:
-        raise ValueError(f"test_per_class must be a positive int, got {test_per_class!r}.")
+    _check_int("test_per_class", test_per_class)
     smallest = min(int(counts[c]) for c in classes)
     if test_per_class >= smallest:
         raise ValueError(f"test_per_class={test_per_class} leaves no training image: the rarest of classes "
@@ -112,6 +111,14 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _check_image_args(image_size, resample, hint: str = "32 is the default") -> None:
+    "Check the PNG side (an int in [8, 512]) and the PIL resampling filter's name, shared by the dataset and backbone."
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or not 8 <= image_size <= 512:
+        raise ValueError(f"image_size must be an int in [8, 512], got {image_size!r}; {hint}.")
+    if resample not in ("nearest", "bilinear", "bicubic"):
+        raise ValueError(f"unknown resample {resample!r}; choose 'nearest', 'bilinear' or 'bicubic'.")
+
+
 def _digit_image(image8: np.ndarray, size: int, resample: str):
     "One 8x8 digit (values 0-16) as a size x size RGB PIL image: white strokes on black, like MNIST."
     from PIL import Image
@@ -138,10 +145,7 @@ def offline_dataset(
     resample: str = "bilinear",  # PIL resampling filter for the upscaling: "nearest", "bilinear", "bicubic"
 ) -> tuple:  # (train_df, test_df), columns `image` (absolute PNG path) and `label` (int)
     "The `digits_split` images as PNG files in a cache folder, and DataFrames like AutoGluon's shopee: `image` path + `label`."
-    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or not 8 <= image_size <= 512:
-        raise ValueError(f"image_size must be an int in [8, 512], got {image_size!r}; 32 is the default.")
-    if resample not in ("nearest", "bilinear", "bicubic"):
-        raise ValueError(f"unknown resample {resample!r}; choose 'nearest', 'bilinear' or 'bicubic'.")
+    _check_image_args(image_size, resample)
     train, test, images, y = _split_indices(ratio, seed, classes, test_per_class)
     folder = _cache_dir(cache_dir) / "digits" / f"v{_PNG_VERSION}-{image_size}px-{resample}"
 
@@ -164,16 +168,23 @@ def _settings_hash(settings: dict) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def _pretrain(folder: Path, s: dict, num_threads=None) -> None:
-    "Pretrain `s['arch']` on the digits `s['classes']` and save it headless (timm's `save_for_hf`) into `folder`."
+@contextlib.contextmanager
+def _torch_threads(num_threads=None):
+    "Run torch on `num_threads` threads inside the block (None: torch's setting), then restore the caller's setting."
     import torch
     threads = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(num_threads)
     try:
-        _pretrain_and_save(folder, s)
+        yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _pretrain(folder: Path, s: dict, num_threads=None) -> None:
+    "Pretrain `s['arch']` on the digits `s['classes']` and save it headless (timm's `save_for_hf`) into `folder`."
+    with _torch_threads(num_threads):
+        _pretrain_and_save(folder, s)
 
 
 def _pretrain_and_save(folder: Path, s: dict) -> None:
@@ -252,21 +263,14 @@ def offline_backbone(
         raise ValueError(f"arch must be a timm architecture name such as 'resnet10t', got {arch!r}.")
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0, got {epochs!r}; 0 saves the untrained network.")
-    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or not 8 <= image_size <= 512:
-        raise ValueError(f"image_size must be an int in [8, 512], got {image_size!r}; use offline_dataset's (32).")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    _check_image_args(image_size, resample, "use offline_dataset's (32)")
+    _check_int("batch_size", batch_size), _check_int("seed", seed, 0)
     if not isinstance(lr, numbers.Real) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}.")
     if not isinstance(holdout, numbers.Real) or not 0 <= holdout < 0.5:
         raise ValueError(f"holdout must be a number in [0, 0.5), got {holdout!r}.")
-    if resample not in ("nearest", "bilinear", "bicubic"):
-        raise ValueError(f"unknown resample {resample!r}; choose 'nearest', 'bilinear' or 'bicubic'.")
-    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral)
-                                    or num_threads < 1):
-        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}.")
+    if num_threads is not None:
+        _check_int("num_threads", num_threads, hint="; or None for torch's own setting")
     classes = _check_split_args(1, seed, classes, 1, np.bincount(_load_digits()[1], minlength=10))
     overlap = sorted(set(classes) & set(DIGIT_CLASSES))
     if overlap:

@@ -14,6 +14,8 @@ import seaborn as sns
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              precision_recall_fscore_support)
 
+from .core import _check_1d, _sorted_classes
+
 # %% auto #0
 __all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'evaluate', 'summarize', 'paired_diff', 'plot_per_class_recall', 'plot_confusions']
 
@@ -23,12 +25,7 @@ SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rare_class_recal
 
 def _labels(y, name: str) -> pd.Series:
     "`y` as a 1-D Series after checking it is a non-empty sequence without missing values."
-    if isinstance(y, pd.DataFrame):
-        raise TypeError(f"{name} must be 1-D, got a DataFrame; pass one column, e.g. `df['label']`.")
-    if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
-        raise TypeError(f"{name} must be a 1-D list, array or Series of labels, got {type(y).__name__}.")
-    if isinstance(y, np.ndarray) and y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {y.shape}.")
+    _check_1d(y, name)
     s = pd.Series(y.to_numpy() if isinstance(y, pd.Series) else list(y))
     if len(s) == 0:
         raise ValueError(f"{name} is empty: there is nothing to evaluate.")
@@ -49,11 +46,7 @@ def evaluate(
         raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}; pass one prediction per sample.")
     seen = pd.unique(pd.concat([t, p], ignore_index=True)).tolist()  # Python scalars
     if classes is None:
-        try:
-            classes = sorted(seen)
-        except TypeError as e:
-            raise TypeError("labels mix types that cannot be sorted (e.g. ints and strings); make them one type "
-                            "or pass classes=.") from e
+        classes = _sorted_classes(seen)
     else:
         classes = list(classes)
         if len(set(classes)) != len(classes):

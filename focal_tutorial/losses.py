@@ -5,12 +5,13 @@
 # %% ../nbs/01_losses.ipynb #9e4d7c9d
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 import torch
 from torch import nn
+
+from .core import _check_gamma as _check_number_gamma
 
 # %% auto #0
 __all__ = ['REDUCTIONS', 'SMALL_C', 'focal_loss', 'FocalLoss']
@@ -23,10 +24,7 @@ def _check_gamma(gamma) -> float:
     "`gamma` as a float, after checking it is a finite number >= 0."
     if isinstance(gamma, torch.Tensor) and gamma.numel() == 1:
         gamma = gamma.item()
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}; "
-                         "0 gives (alpha-weighted) cross-entropy, 2 is Lin et al.'s default.")
-    return float(gamma)
+    return _check_number_gamma(gamma)
 
 
 def _check_reduction(reduction) -> str:

@@ -23,8 +23,8 @@ from joblib import Parallel, delayed
 from torch import nn
 from tqdm import tqdm
 
-from .core import WEIGHT_METHODS, class_weights
-from .data import DIGIT_CLASSES, digits_split
+from .core import WEIGHT_METHODS, _check_gamma, _check_int, class_weights
+from .data import DIGIT_CLASSES, _torch_threads, digits_split
 from .evaluate import evaluate, paired_diff, summarize
 from .losses import FocalLoss
 
@@ -75,25 +75,8 @@ class SmallCNN(nn.Sequential):
             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * width * 16, n_classes))
 
 
-@contextlib.contextmanager
-def _one_thread():
-    "Run torch on one thread inside the block (deterministic reductions, no oversubscription), then restore."
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _positive_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
-
-
 def _check_recipe(epochs, lr, batch_size, width) -> None:
-    _positive_int("epochs", epochs), _positive_int("batch_size", batch_size), _positive_int("width", width)
+    _check_int("epochs", epochs), _check_int("batch_size", batch_size), _check_int("width", width)
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}; 1e-2 is the default.")
 
@@ -118,7 +101,7 @@ def fit_cnn(
                          f"y {tuple(y.shape)}.")
     n_classes = int(y.max()) + 1 if n_classes is None else n_classes
     loss = FocalLoss(gamma=0.0) if loss is None else loss
-    with _one_thread():
+    with _torch_threads(1):  # one thread: deterministic reductions, no oversubscription
         torch.manual_seed(seed)
         model = SmallCNN(n_classes, width)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -133,7 +116,7 @@ def fit_cnn(
 
 def predict(model: nn.Module, X: np.ndarray) -> np.ndarray:
     "Class indices predicted by `model` for images `X`."
-    with _one_thread(), torch.no_grad():
+    with _torch_threads(1), torch.no_grad():
         return model(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
 
 # %% ../nbs/06_study.ipynb #34ea1ccb
@@ -198,13 +181,7 @@ def _as_list(name, values, example) -> list:
 
 
 def _check_gammas(gammas) -> list[float]:
-    out = []
-    for g in _as_list("gammas", gammas, "[0, 2]"):
-        if isinstance(g, bool) or not isinstance(g, numbers.Real) or not math.isfinite(g) or g < 0:
-            raise ValueError(f"every gamma must be a finite number >= 0, got {g!r} in gammas; "
-                             "0 is cross-entropy, 2 is Lin et al.'s default.")
-        out.append(float(g))
-    return out
+    return [_check_gamma(g, " in gammas") for g in _as_list("gammas", gammas, "[0, 2]")]
 
 
 def _check_alphas(alphas) -> list[str]:
@@ -238,7 +215,7 @@ def sweep(
     gammas, alphas, seeds = _check_gammas(gammas), _check_alphas(alphas), _check_seeds(seeds)
     ratios = [_check_ratio(r) for r in _as_list("ratios", ratios, "[1, 1/3, 1/10]")]
     _check_recipe(epochs, lr, batch_size, width)
-    n_jobs = _positive_int("n_jobs", n_jobs)
+    n_jobs = _check_int("n_jobs", n_jobs)
     if not isinstance(progress, numbers.Real) or (not isinstance(progress, bool) and not progress > 0):
         raise ValueError(f"progress must be True, False or a number of seconds > 0, got {progress!r}.")
     every = 1.0 if isinstance(progress, bool) else float(progress)
