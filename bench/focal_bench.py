@@ -173,18 +173,11 @@ def summary(table) -> str:
             f"geomean AutoMM/focal = {gm:.2f}   max focal/CE peak memory = {table['focal/CE mem'].max():.3f}")
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def machine(device: str = "cpu", threads: int | None = None, clock: str = "cpu", allocator: str = "") -> str:
     "One line saying where the numbers come from."
     cuda = device.startswith("cuda")
-    dev = torch.cuda.get_device_name() if cuda else _cpu_name()
+    from focal_tutorial.study import machine_info  # the CPU model, as the study reports it
+    dev = torch.cuda.get_device_name() if cuda else machine_info()["cpu"]
     clock = "wall time" if cuda or clock == "wall" else "process CPU time"
     clock += f", {allocator} allocator" if allocator and not cuda else ""
     load = " load avg %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
