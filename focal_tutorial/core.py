@@ -6,97 +6,55 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 import pandas as pd
 
+from ._checks import (_few, _py, check_choice, check_classes, check_factor, check_number, check_seed,
+                                    label_series, sorted_classes)
+
 # %% auto #0
 __all__ = ['WEIGHT_METHODS', 'class_weights', 'make_imbalanced']
+
+# %% ../nbs/00_core.ipynb #d6c3cb9e
+# Transitional: focal_tutorial.data and focal_tutorial.losses imported these from core; they now live in _checks.
+from ._checks import check_gamma as _check_gamma, check_int
+
+
+def _check_int(name, value, low=1, hint=""):
+    try:
+        return check_int(name, value, low=low, hint=hint.removeprefix("; "))
+    except TypeError as e:
+        raise ValueError(str(e)) from None
 
 # %% ../nbs/00_core.ipynb #bd23daec
 WEIGHT_METHODS = ("inverse", "sqrt", "effective")
 
-
-def _check_1d(labels, name: str = "labels") -> None:
-    "Check that `labels` is a 1-D list, array or Series (not a string or a DataFrame); `name` is the argument blamed."
-    if isinstance(labels, pd.DataFrame):
-        raise TypeError(f"{name} must be 1-D, got a DataFrame; pass one column, e.g. `df['label']`.")
-    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
-        raise TypeError(f"{name} must be a 1-D list, array or Series of labels, got {type(labels).__name__}; "
-                        "pass e.g. a list or `df['label']`.")
-    if isinstance(labels, np.ndarray) and labels.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {labels.shape}; flatten it or pass one column.")
-
-
-def _check_int(name: str, value, low: int = 1, hint: str = "") -> int:
-    "`value` as an int, after checking it is an int (not a bool) >= `low` (1 or 0); `hint` ends the message."
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        kind = "a positive int" if low == 1 else "a non-negative int" if low == 0 else f"an int >= {low}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}{hint}.")
-    return int(value)
-
-
-def _check_gamma(gamma, where: str = "") -> float:
-    "`gamma` as a float, after checking it is a finite number >= 0; `where` (e.g. ' in gammas') follows the value."
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}{where}; 0 is (alpha-weighted) "
-                         "cross-entropy, 1 is the seed tutorial's, 2 is Lin et al.'s default.")
-    return float(gamma)
-
-
-def _label_series(labels) -> pd.Series:
-    "`labels` as a 1-D Series, after checking it is a non-empty sequence without missing values."
-    _check_1d(labels)
-    s = labels if isinstance(labels, pd.Series) else pd.Series(list(labels), dtype=object)
-    if len(s) == 0:
-        raise ValueError("no labels: class weights need at least one labelled sample.")
-    missing = s.isna()
-    if missing.any():
-        where = list(np.flatnonzero(missing.to_numpy())[:5])
-        raise ValueError(f"{int(missing.sum())} missing labels (None/NaN), first at positions {where}; "
-                         "drop or fill them first, e.g. `df.dropna(subset=['label'])`.")
-    return s
-
-
-def _sorted_classes(values) -> list:
-    "Unique values in sorted order, the order AutoMM's label encoder uses; numpy scalars become Python ones."
-    try:
-        return sorted(v.item() if isinstance(v, np.generic) else v
-                      for v in pd.unique(np.asarray(list(values), dtype=object)))
-    except TypeError as e:
-        raise TypeError("labels mix types that cannot be sorted (e.g. ints and strings); make them one type, "
-                        "or pass `classes=` in the order you want.") from e
-
 # %% ../nbs/00_core.ipynb #143b33e0
 def class_weights(
-    labels,  # 1-D list, array or Series of hashable labels (ints, strings)
+    labels,  # 1-D list, array or Series of hashable labels (ints, strings, tuples)
     classes=None,  # class order of the result; default: the sorted unique labels (AutoMM's order)
     method: str = "inverse",  # "inverse" (1/n), "sqrt" (1/sqrt n) or "effective" (Cui et al. 2019)
     beta: float = 0.999,  # the "effective" method's beta, in [0, 1)
 ) -> list[float]:  # one weight per class, in `classes` order, summing to 1
     "Per-class weights that grow as classes get rarer, normalised to sum to 1: ready for `optim.focal_loss.alpha`."
-    if method not in WEIGHT_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(map(repr, WEIGHT_METHODS))}.")
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
-        raise ValueError(f"beta must be a number in [0, 1), got {beta!r}; 0.9, 0.99, 0.999 are usual values.")
-    s = _label_series(labels)
-    counts = s.value_counts()
+    method = check_choice("method", method, WEIGHT_METHODS)
+    beta = check_number("beta", beta, low=0, high=1, high_open=True, hint="0.9, 0.99, 0.999 are usual values")
+    counts = {_py(c): int(n) for c, n in label_series(labels).value_counts().items()}  # observed labels only
     if classes is None:
-        classes = _sorted_classes(counts.index)
+        classes = sorted_classes(counts)
     else:
-        classes = list(classes)
-        if len(set(classes)) != len(classes):
-            raise ValueError(f"classes has duplicates: {classes}; list each class once.")
-        unknown = [c for c in counts.index if c not in set(classes)]
+        classes = check_classes(classes)
+        known = set(classes)
+        unknown = [c for c in counts if c not in known]
         if unknown:
-            raise ValueError(f"labels {unknown} are not in classes {classes}; add them to `classes` "
+            raise ValueError(f"labels {_few(unknown)} are not in classes {_few(classes)}; add them to `classes` "
                              "or drop those rows.")
-        empty = [c for c in classes if c not in counts.index]
+        empty = [c for c in classes if c not in counts]
         if empty:
-            raise ValueError(f"classes {empty} have no sample in labels, so their weight would be infinite; "
+            raise ValueError(f"classes {_few(empty)} have no sample in labels, so their weight would be infinite; "
                              "drop them from `classes` or add samples of them.")
-    n = counts.reindex(classes).to_numpy(dtype=float)
+    n = np.array([counts[c] for c in classes], dtype=float)
     if method == "inverse":
         w = 1.0 / n
     elif method == "sqrt":
@@ -111,17 +69,23 @@ def make_imbalanced(
     label: str = "label",  # the column holding the class
     ratio: float = 1 / 3,  # the k-th class (in sorted order, from 0) keeps int(n_k * ratio**k) rows
     seed: int = 0,  # which rows are kept; same seed, same rows
-) -> pd.DataFrame:  # the kept rows, in their original order and with their original index
+) -> pd.DataFrame:  # a copy of the kept rows, in their original order and with their original index
     "Downsample `df` so that class k (sorted order) keeps `int(n_k * ratio**k)` rows: a geometric imbalance."
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}.")
     if label not in df.columns:
         raise ValueError(f"no label column {label!r} in df; its columns are {list(df.columns)}. "
                          "Pass `label=` with the right name.")
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be a number in (0, 1], got {ratio!r}; 1 keeps every row, 1/3 is the seed's.")
-    classes = _sorted_classes(_label_series(df[label]).unique())
-    rows = [np.flatnonzero((df[label] == c).to_numpy()) for c in classes]
+    if (df.columns == label).sum() > 1:
+        raise ValueError(f"df has {int((df.columns == label).sum())} columns named {label!r}, so the label column "
+                         "is ambiguous; drop or rename the extra ones, e.g. `df.loc[:, ~df.columns.duplicated()]`.")
+    ratio, seed = check_factor(ratio, "ratio"), check_seed(seed)
+    codes, uniques = pd.factorize(label_series(df[label], f"df[{label!r}]"))
+    classes = sorted_classes(uniques)
+    position = {c: k for k, c in enumerate(classes)}
+    k_of_row = np.array([position[_py(u)] for u in uniques], dtype=np.int64)[codes]  # each row's class, sorted order
+    order = np.argsort(k_of_row, kind="stable")
+    rows = np.split(order, np.cumsum(np.bincount(k_of_row, minlength=len(classes)))[:-1])
     n_keep = [int(len(idx) * ratio**k) for k, idx in enumerate(rows)]
     if 0 in n_keep:
         k = n_keep.index(0)
@@ -132,4 +96,4 @@ def make_imbalanced(
                          f"with ratio={ratio:.4g}; use ratio >= {need:g}, or fewer classes.")
     rng = np.random.default_rng(seed)
     keep = [rng.choice(idx, size=n, replace=False) for idx, n in zip(rows, n_keep)]
-    return df.iloc[np.sort(np.concatenate(keep))]
+    return df.iloc[np.sort(np.concatenate(keep))].copy()

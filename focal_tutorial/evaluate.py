@@ -11,27 +11,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
-                             precision_recall_fscore_support)
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from .core import _check_1d, _sorted_classes
+from ._checks import _few, _py, check_classes, label_series, sorted_classes
 
 # %% auto #0
 __all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'evaluate', 'summarize', 'paired_diff', 'plot_per_class_recall', 'plot_confusions']
 
 # %% ../nbs/04_evaluate.ipynb #4050323e
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rare_class_recall")
-
-
-def _labels(y, name: str) -> pd.Series:
-    "`y` as a 1-D Series after checking it is a non-empty sequence without missing values."
-    _check_1d(y, name)
-    s = pd.Series(y.to_numpy() if isinstance(y, pd.Series) else list(y))
-    if len(s) == 0:
-        raise ValueError(f"{name} is empty: there is nothing to evaluate.")
-    if s.isna().any():
-        raise ValueError(f"{name} has {int(s.isna().sum())} missing labels (None/NaN); drop those samples first.")
-    return s
 
 
 def evaluate(
@@ -41,32 +29,38 @@ def evaluate(
     rare_class=None,  # if given, its recall is reported as `rare_class_recall`
 ) -> dict:  # accuracy, balanced_accuracy, macro_f1, [rare_class_recall], per_class, confusion
     "Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (scikit-learn)."
-    t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    t, p = label_series(y_true, "y_true"), label_series(y_pred, "y_pred")
     if len(t) != len(p):
         raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}; pass one prediction per sample.")
-    seen = pd.unique(pd.concat([t, p], ignore_index=True)).tolist()  # Python scalars
+    seen = [_py(v) for v in pd.unique(pd.concat([t, p], ignore_index=True))]
     if classes is None:
-        classes = _sorted_classes(seen)
+        classes = sorted_classes(seen)
     else:
-        classes = list(classes)
-        if len(set(classes)) != len(classes):
-            raise ValueError(f"classes has duplicates: {classes}.")
-        unknown = [c for c in seen if c not in set(classes)]
+        classes = check_classes(classes)
+        known = set(classes)  # built once: membership tests stay O(1) with many classes
+        unknown = [c for c in seen if c not in known]
         if unknown:
-            raise ValueError(f"labels {unknown} are not in classes {classes}; add them to classes "
+            raise ValueError(f"labels {_few(unknown)} are not in classes {_few(classes)}; add them to classes "
                              "or check that y_true and y_pred use the same labels.")
-    if rare_class is not None and rare_class not in classes:
-        raise ValueError(f"rare_class={rare_class!r} is not one of the classes {classes}.")
-    prec, rec, f1, sup = precision_recall_fscore_support(t, p, labels=classes, zero_division=0)
-    per_class = pd.DataFrame({"class": classes, "precision": prec, "recall": rec, "f1": f1, "support": sup})
-    out = {"accuracy": float(accuracy_score(t, p)),
-           "balanced_accuracy": float(balanced_accuracy_score(t, p)),
-           "macro_f1": float(f1_score(t, p, labels=classes, average="macro", zero_division=0))}
+    position = {c: i for i, c in enumerate(classes)}
+    if rare_class is not None and check_classes([rare_class], "rare_class")[0] not in position:
+        raise ValueError(f"rare_class={rare_class!r} is not one of the classes {_few(classes)}.")
+    # scikit-learn sees class numbers 0..C-1: any hashable labels work (tuples, mixed types), in `classes` order
+    ti, pi, codes = t.map(position).to_numpy(int), p.map(position).to_numpy(int), np.arange(len(classes))
+    prec, rec, f1, sup = precision_recall_fscore_support(ti, pi, labels=codes, zero_division=np.nan)
+    present = np.isin(codes, np.concatenate([ti, pi]))  # true or predicted at least once
+    per_class = pd.DataFrame({"class": pd.Series(classes, dtype=object), "precision": prec, "recall": rec, "f1": f1,
+                              "support": sup})
+    out = {"accuracy": float(accuracy_score(ti, pi)),
+           "balanced_accuracy": float(rec[sup > 0].mean()),  # = balanced_accuracy_score: classes with a true sample
+           "macro_f1": float(f1[present].mean())}  # = f1_score(average="macro") over the classes that occur
     if rare_class is not None:
-        out["rare_class_recall"] = float(rec[classes.index(rare_class)])
+        out["rare_class_recall"] = float(rec[position[rare_class]])  # NaN when it has no true sample: undefined
     out["per_class"] = per_class
-    out["confusion"] = pd.DataFrame(confusion_matrix(t, p, labels=classes),
-                                    index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
+    index = dict(tupleize_cols=False)  # tuple labels stay labels, not a MultiIndex
+    out["confusion"] = pd.DataFrame(confusion_matrix(ti, pi, labels=codes),
+                                    index=pd.Index(classes, name="true", **index),
+                                    columns=pd.Index(classes, name="predicted", **index))
     return out
 
 # %% ../nbs/04_evaluate.ipynb #494d1fa8

@@ -23,7 +23,8 @@ from joblib import Parallel, delayed
 from torch import nn
 from tqdm import tqdm
 
-from .core import WEIGHT_METHODS, _check_gamma, _check_int, class_weights
+from ._checks import check_gamma, check_int
+from .core import WEIGHT_METHODS, class_weights
 from .data import DIGIT_CLASSES, _torch_threads, digits_split
 from .evaluate import evaluate, paired_diff, summarize
 from .losses import FocalLoss
@@ -76,7 +77,7 @@ class SmallCNN(nn.Sequential):
 
 
 def _check_recipe(epochs, lr, batch_size, width) -> None:
-    _check_int("epochs", epochs), _check_int("batch_size", batch_size), _check_int("width", width)
+    check_int("epochs", epochs, low=1), check_int("batch_size", batch_size, low=1), check_int("width", width, low=1)
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}; 1e-2 is the default.")
 
@@ -181,7 +182,7 @@ def _as_list(name, values, example) -> list:
 
 
 def _check_gammas(gammas) -> list[float]:
-    return [_check_gamma(g, " in gammas") for g in _as_list("gammas", gammas, "[0, 2]")]
+    return [check_gamma(g, f"gammas[{i}]") for i, g in enumerate(_as_list("gammas", gammas, "[0, 2]"))]
 
 
 def _check_alphas(alphas) -> list[str]:
@@ -215,7 +216,7 @@ def sweep(
     gammas, alphas, seeds = _check_gammas(gammas), _check_alphas(alphas), _check_seeds(seeds)
     ratios = [_check_ratio(r) for r in _as_list("ratios", ratios, "[1, 1/3, 1/10]")]
     _check_recipe(epochs, lr, batch_size, width)
-    n_jobs = _check_int("n_jobs", n_jobs)
+    n_jobs = check_int("n_jobs", n_jobs, low=1)
     if not isinstance(progress, numbers.Real) or (not isinstance(progress, bool) and not progress > 0):
         raise ValueError(f"progress must be True, False or a number of seconds > 0, got {progress!r}.")
     every = 1.0 if isinstance(progress, bool) else float(progress)

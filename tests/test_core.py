@@ -94,7 +94,6 @@ def test_accepts_series_arrays_ints_and_strings():
     (["a", "b"], {"classes": ["a", "b", "a"]}, "duplicates"),
     (["a"], {"beta": 1.0}, "beta must be"),
     (["a"], {"beta": -0.1}, "beta must be"),
-    (["a"], {"beta": "0.9"}, "beta must be"),
     (["a"], {"method": "log"}, "'inverse', 'sqrt', 'effective'"),
     (np.zeros((2, 2)), {}, "must be 1-D"),
 ])
@@ -108,6 +107,17 @@ def test_value_errors(labels, kwargs, message):
 def test_type_errors(labels):
     with pytest.raises(TypeError, match="1-D"):
         class_weights(labels)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"beta": "0.9"}, "beta must be a finite number in [0, 1), got '0.9'"),
+    ({"beta": True}, "beta must be a finite number in [0, 1), got True"),
+    ({"method": None}, "method must be one of 'inverse', 'sqrt', 'effective', got None"),
+])
+def test_setting_type_errors(kwargs, message):
+    with pytest.raises(TypeError) as e:
+        class_weights(["a"], **kwargs)
+    assert message in str(e.value)
 
 
 def test_mixed_types_need_explicit_classes():

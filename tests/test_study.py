@@ -60,8 +60,8 @@ def test_balanced_cross_entropy_beats_chance():
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(alphas=["balanced"]), ValueError, "unknown alpha 'balanced'"),
     (dict(alphas="inverse"), TypeError, "alphas must be a list"),
-    (dict(gammas=[2, -0.5]), ValueError, "gamma must be a finite number >= 0"),
-    (dict(gammas=[float("nan")]), ValueError, "gamma must be a finite number >= 0"),
+    (dict(gammas=[2, -0.5]), ValueError, r"gammas\[1\] must be a finite number >= 0, got -0.5"),
+    (dict(gammas=[float("nan")]), ValueError, r"gammas\[0\] must be a finite number >= 0"),
     (dict(gammas=2), TypeError, "gammas must be a list"),
     (dict(ratios=[0]), ValueError, r"ratio must be a number in \(0, 1\]"),
     (dict(ratios=[1.5]), ValueError, r"ratio must be a number in \(0, 1\]"),
