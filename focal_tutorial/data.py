@@ -8,20 +8,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import numbers
 import os
-import tempfile
+import secrets
+import shutil
+import socket
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import _check_int, make_imbalanced
+from ._checks import check_factor, check_int, check_number, check_seed
+from .core import make_imbalanced
 
 # %% auto #0
-__all__ = ['DIGIT_CLASSES', 'PRETRAIN_CLASSES', 'OFFLINE_HPARAMS', 'SHOPEE_URL', 'OFFLINE_HINT', 'default_cache_dir',
-           'digits_split', 'offline_dataset', 'offline_backbone', 'has_internet', 'shopee_dataset']
+__all__ = ['DIGIT_CLASSES', 'PRETRAIN_CLASSES', 'SHOPEE_URL', 'OFFLINE_HINT', 'default_cache_dir', 'digits_split',
+           'offline_dataset', 'offline_backbone', 'has_internet', 'shopee_dataset']
 
 # %% ../nbs/02_data.ipynb #ce3db303
 DIGIT_CLASSES = (0, 1, 2, 3)  # the task's classes (four, like shopee)
@@ -47,21 +50,18 @@ def _load_digits():
 
 def _check_split_args(ratio, seed, classes, test_per_class, counts) -> tuple:
     "Validate the split's arguments before any work; return the classes as a sorted tuple of ints."
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be a number in (0, 1], got {ratio!r}; 1 keeps every training image, "
-                         "1/3 is the seed tutorial's imbalance.")
-    _check_int("seed", seed, 0)
+    check_factor(ratio, "ratio")
+    check_seed(seed)
     if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
         raise TypeError(f"classes must be a sequence of digits, got {classes!r}; e.g. (0, 1, 2, 3).")
     classes = list(classes)
-    bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c <= 9]
-    if bad:
-        raise ValueError(f"classes must be digits 0-9, got {bad}; e.g. DIGIT_CLASSES = {DIGIT_CLASSES}.")
+    for c in classes:
+        check_int("classes", c, low=0, high=9, hint=f"classes are digits 0-9, e.g. DIGIT_CLASSES = {DIGIT_CLASSES}")
     if len(set(classes)) != len(classes):
         raise ValueError(f"classes has duplicates: {classes}; list each digit once.")
     if len(classes) < 2:
         raise ValueError(f"classes needs at least 2 digits for a classification task, got {classes}.")
-    _check_int("test_per_class", test_per_class)
+    check_int("test_per_class", test_per_class, low=1)
     smallest = min(int(counts[c]) for c in classes)
     if test_per_class >= smallest:
         raise ValueError(f"test_per_class={test_per_class} leaves no training image: the rarest of classes "
@@ -79,7 +79,7 @@ def _split_indices(ratio, seed, classes, test_per_class):
         idx = rng.permutation(np.flatnonzero(y == c))
         test.append(idx[:test_per_class]); pool.append(idx[test_per_class:])
     pool = np.sort(np.concatenate(pool))
-    train = make_imbalanced(pd.DataFrame({"index": pool, "label": y[pool]}), ratio=ratio, seed=seed)["index"]
+    train = make_imbalanced(pd.DataFrame({"index": pool, "label": y[pool]}), "label", ratio, seed=seed)["index"]
     return np.sort(train.to_numpy()), np.sort(np.concatenate(test)), images, y
 
 # %% ../nbs/02_data.ipynb #9ae2cbe2
@@ -96,25 +96,57 @@ def digits_split(
 
 # %% ../nbs/02_data.ipynb #d0af74b7
 _PNG_VERSION = 2  # bump when the rendering changes, so old caches are not reused
+_TMP_TAG = ".partial-"  # names of files and folders still being written start with this
+_STALE_SECONDS = 24 * 3600  # a partial entry this old, or left by a process that no longer runs, is removed
+
+
+def _tmp_name(final: Path) -> Path:
+    "A unique hidden sibling of `final` to write into: it names this host and process, so leftovers can be told apart."
+    return final.with_name(f"{_TMP_TAG}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}-{final.name}")
+
+
+def _is_stale(p: Path, now: float) -> bool:
+    "Whether the partial entry `p` (named by `_tmp_name`) belongs to no running writer."
+    try:
+        host, pid = p.name[len(_TMP_TAG):].split("-")[:2]
+        if now - p.lstat().st_mtime > _STALE_SECONDS:
+            return True
+        if host == socket.gethostname() and int(pid) != os.getpid():
+            os.kill(int(pid), 0)  # raises if no such process
+        return False
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _clean_stale(folder: Path) -> None:
+    "Remove the partial files and folders a killed writer left in `folder`."
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for p in folder.glob(_TMP_TAG + "*"):
+        if _is_stale(p, now):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    "Write `data` to `path` via a temporary file in the same folder and `os.replace`: readers never see half a file."
+    "Write `data` to `path` via a temporary sibling and `os.replace`: readers never see half a file. Mode 0666 minus the umask."
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _tmp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open(path, "wb")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def _check_image_args(image_size, resample, hint: str = "32 is the default") -> None:
     "Check the PNG side (an int in [8, 512]) and the PIL resampling filter's name, shared by the dataset and backbone."
-    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or not 8 <= image_size <= 512:
-        raise ValueError(f"image_size must be an int in [8, 512], got {image_size!r}; {hint}.")
+    check_int("image_size", image_size, low=8, high=512, hint=hint)
     if resample not in ("nearest", "bilinear", "bicubic"):
         raise ValueError(f"unknown resample {resample!r}; choose 'nearest', 'bilinear' or 'bicubic'.")
 
@@ -134,6 +166,23 @@ def _digit_png(image8: np.ndarray, size: int, resample: str) -> bytes:
     _digit_image(image8, size, resample).save(buf, format="PNG")
     return buf.getvalue()
 
+
+def _png_ok(path: Path, expected: bytes) -> bool:
+    "Whether the cached PNG at `path` holds the expected image (same bytes, or the same pixels from another encoder)."
+    try:
+        found = path.read_bytes()
+    except OSError:
+        return False
+    if found == expected:
+        return True
+    import io
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(found)) as a, Image.open(io.BytesIO(expected)) as b:
+            return np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+    except Exception:  # truncated, empty or not a PNG
+        return False
+
 # %% ../nbs/02_data.ipynb #2cc4cd4b
 def offline_dataset(
     ratio: float = 1 / 3,  # training-set imbalance, as in `digits_split`
@@ -148,13 +197,15 @@ def offline_dataset(
     _check_image_args(image_size, resample)
     train, test, images, y = _split_indices(ratio, seed, classes, test_per_class)
     folder = _cache_dir(cache_dir) / "digits" / f"v{_PNG_VERSION}-{image_size}px-{resample}"
+    _clean_stale(folder)
 
     def frame(idx):
         paths = []
         for i in idx:
             p = folder / f"{i:04d}_digit{y[i]}.png"
-            if not p.exists():
-                _atomic_write_bytes(p, _digit_png(images[i], image_size, resample))
+            png = _digit_png(images[i], image_size, resample)
+            if not _png_ok(p, png):  # missing, truncated or damaged: (re)written
+                _atomic_write_bytes(p, png)
             paths.append(str(p))
         return pd.DataFrame({"image": paths, "label": y[idx].astype(int)})
 
@@ -162,27 +213,49 @@ def offline_dataset(
 
 # %% ../nbs/02_data.ipynb #7d83a339
 _BACKBONE_VERSION = 1  # bump when the pretraining recipe changes, so old folders are not reused
+_threads_lock = threading.Lock()
+_threads_state = {"users": 0, "saved": None}
 
 
 def _settings_hash(settings: dict) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @contextlib.contextmanager
 def _torch_threads(num_threads=None):
-    "Run torch on `num_threads` threads inside the block (None: torch's setting), then restore the caller's setting."
+    "Run torch on `num_threads` threads inside the block (None: unchanged); the last of overlapping blocks restores the setting found by the first."
     import torch
-    threads = torch.get_num_threads()
-    if num_threads:
-        torch.set_num_threads(num_threads)
+    with _threads_lock:
+        if _threads_state["users"] == 0:
+            _threads_state["saved"] = torch.get_num_threads()
+        _threads_state["users"] += 1
+        if num_threads:
+            torch.set_num_threads(num_threads)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        with _threads_lock:
+            _threads_state["users"] -= 1
+            if _threads_state["users"] == 0:
+                torch.set_num_threads(_threads_state["saved"])
+
+
+def _pretrain_device() -> str:
+    "Where `offline_backbone` pretrains: 'cuda' when PyTorch sees a CUDA GPU, else 'cpu'."
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _pretrain(folder: Path, s: dict, num_threads=None) -> None:
-    "Pretrain `s['arch']` on the digits `s['classes']` and save it headless (timm's `save_for_hf`) into `folder`."
+    "Pretrain `s['arch']` on the digits `s['classes']` (on `s['device']`) and save it headless into `folder`."
     with _torch_threads(num_threads):
         _pretrain_and_save(folder, s)
 
@@ -195,18 +268,20 @@ def _pretrain_and_save(folder: Path, s: dict) -> None:
     from timm.models._hub import save_for_hf
 
     t0 = time.perf_counter()
+    device = torch.device(s.get("device", "cpu"))
     images, y = _load_digits()
     keep = np.flatnonzero(np.isin(y, s["classes"]))
     x = np.stack([np.asarray(_digit_image(images[i], s["image_size"], s["resample"])) for i in keep])
     x = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5  # the normalisation saved below
     t = torch.from_numpy(np.searchsorted(np.array(s["classes"]), y[keep]))
-    with torch.random.fork_rng():  # seeded, without touching the caller's random state
+    devices = [torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # seeded, without touching the caller's random state
         torch.manual_seed(s["seed"])
-        g = torch.Generator().manual_seed(s["seed"])
+        g = torch.Generator().manual_seed(s["seed"])  # on the CPU: the same draws wherever the model trains
         perm = torch.randperm(len(t), generator=g)
         n_hold = int(round(s["holdout"] * len(t)))
         xh, th, xt, tt = x[perm[:n_hold]], t[perm[:n_hold]], x[perm[n_hold:]], t[perm[n_hold:]]
-        model = timm.create_model(s["arch"], pretrained=False, num_classes=len(s["classes"]), in_chans=3)
+        model = timm.create_model(s["arch"], pretrained=False, num_classes=len(s["classes"]), in_chans=3).to(device)
         steps = s["epochs"] * math.ceil(len(tt) / s["batch_size"])
         if steps:
             opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=0.05)
@@ -224,14 +299,20 @@ def _pretrain_and_save(folder: Path, s: dict) -> None:
                     shift = (torch.rand(n, 2, generator=g) - 0.5) * 0.4
                     cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
                     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-                    grid = F.affine_grid(theta, xt[b].shape, align_corners=False)
-                    xb = F.grid_sample(xt[b] + 1, grid, align_corners=False) - 1  # fill with the black background
-                    loss = F.cross_entropy(model(xb), tt[b], label_smoothing=0.1)
+                                         torch.stack([sin, cos, shift[:, 1]], 1)], 1).to(device)
+                    xb = xt[b].to(device)
+                    grid = F.affine_grid(theta, xb.shape, align_corners=False)
+                    xb = F.grid_sample(xb + 1, grid, align_corners=False) - 1  # fill with the black background
+                    loss = F.cross_entropy(model(xb), tt[b].to(device), label_smoothing=0.1)
                     opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         model.eval()
         with torch.no_grad():
-            holdout_acc = float((model(xh).argmax(1) == th).float().mean()) if n_hold else None
+            holdout_acc = float((model(xh.to(device)).argmax(1).cpu() == th).float().mean()) if n_hold else None
+    model = model.cpu()
+    bad = [name for name, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(f"pretraining diverged (non-finite weights in {bad[:3]}); nothing was cached. "
+                                 f"Use a smaller lr than {s['lr']} (3e-3 is the default).")
     model.reset_classifier(0)  # headless: AutoMM adds its own head
     size = s["image_size"]
     model.pretrained_cfg = {k: v for k, v in model.pretrained_cfg.items()
@@ -241,8 +322,23 @@ def _pretrain_and_save(folder: Path, s: dict) -> None:
                                 crop_pct=1.0, interpolation="bilinear", num_classes=0)
     save_for_hf(model, folder)  # config.json (architecture, num_classes=0, num_features, pretrained_cfg) + pytorch_model.bin
     info = dict(s, holdout_accuracy=holdout_acc, n_pretrain=len(tt), n_holdout=n_hold,
-                seconds=round(time.perf_counter() - t0, 1), torch_threads=torch.get_num_threads())
-    (folder / "pretraining.json").write_text(json.dumps(info, indent=1))
+                seconds=round(time.perf_counter() - t0, 1), torch_threads=torch.get_num_threads(),
+                files={name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+                       for name in _BACKBONE_FILES})
+    (folder / "pretraining.json").write_text(json.dumps(info, indent=1, allow_nan=False))  # written last
+
+
+_BACKBONE_FILES = ("config.json", "pytorch_model.bin")
+
+
+def _backbone_ok(folder: Path) -> bool:
+    "Whether `folder` is a complete backbone: `pretraining.json` lists each file with the size and hash it was written with."
+    try:
+        files = json.loads((folder / "pretraining.json").read_text())["files"]
+        return all((folder / name).stat().st_size == files[name]["bytes"]
+                   and _sha256(folder / name) == files[name]["sha256"] for name in _BACKBONE_FILES)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 # %% ../nbs/02_data.ipynb #44ef83b7
 def offline_backbone(
@@ -256,21 +352,19 @@ def offline_backbone(
     lr: float = 3e-3,  # peak learning rate of the one-cycle schedule (AdamW)
     holdout: float = 0.1,  # share of the pretraining images kept aside to measure the pretraining accuracy
     resample: str = "bilinear",  # as in `offline_dataset`
-    num_threads: int | None = 1,  # torch threads while pretraining (restored afterwards); None: torch's setting
+    num_threads: int | None = 1,  # torch threads while pretraining on the CPU (restored afterwards); None: torch's setting
 ) -> str:  # the folder, for `model.timm_image.checkpoint_name`
     "A local timm checkpoint folder (`config.json` + `pytorch_model.bin`, headless) pretrained on the digits 4-9, cached."
     if not isinstance(arch, str) or not arch or "/" in arch or os.sep in arch:
         raise ValueError(f"arch must be a timm architecture name such as 'resnet10t', got {arch!r}.")
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
-        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}; 0 saves the untrained network.")
+    check_int("epochs", epochs, low=0, hint="0 saves the untrained network")
     _check_image_args(image_size, resample, "use offline_dataset's (32)")
-    _check_int("batch_size", batch_size), _check_int("seed", seed, 0)
-    if not isinstance(lr, numbers.Real) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}.")
-    if not isinstance(holdout, numbers.Real) or not 0 <= holdout < 0.5:
-        raise ValueError(f"holdout must be a number in [0, 0.5), got {holdout!r}.")
+    check_int("batch_size", batch_size, low=2, hint="batch norm needs at least 2 images per batch")
+    check_seed(seed)
+    check_number("lr", lr, low=0, low_open=True, hint="3e-3 is the default")
+    check_number("holdout", holdout, low=0, high=0.5, high_open=True, hint="0.1 is the default")
     if num_threads is not None:
-        _check_int("num_threads", num_threads, hint="; or None for torch's own setting")
+        check_int("num_threads", num_threads, low=1, hint="or None for torch's own setting")
     classes = _check_split_args(1, seed, classes, 1, np.bincount(_load_digits()[1], minlength=10))
     overlap = sorted(set(classes) & set(DIGIT_CLASSES))
     if overlap:
@@ -280,42 +374,39 @@ def offline_backbone(
     s = dict(version=_BACKBONE_VERSION, arch=arch, image_size=int(image_size), epochs=int(epochs),
              classes=list(classes), batch_size=int(batch_size), lr=float(lr), holdout=float(holdout),
              resample=resample, seed=int(seed))
+    if _pretrain_device() == "cuda":  # a GPU backbone gets its own folder; the CPU's settings are as before
+        s["device"] = "cuda"
     root = _cache_dir(cache_dir) / "backbones"
+    _clean_stale(root)  # what a killed pretraining left behind
     folder = root / f"{arch}-{image_size}px-e{epochs}-s{seed}-{_settings_hash(s)}"
-    if (folder / "config.json").exists() and (folder / "pytorch_model.bin").exists():
-        return str(folder)  # cached: returns before importing torch or timm
+    if _backbone_ok(folder):
+        return str(folder)  # cached and complete
     import timm
     if arch not in timm.list_models():
         raise ValueError(f"unknown timm architecture {arch!r}; see timm.list_models(), e.g. 'resnet10t'.")
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{folder.name}."))
+    tmp = _tmp_name(folder)
+    tmp.mkdir(mode=0o777)  # the umask applies, as for any new folder
     try:
         _pretrain(tmp, s, num_threads)
-        try:
-            os.rename(tmp, folder)  # atomic; fails if another process got there first
-        except OSError:
-            if not (folder / "pytorch_model.bin").exists():
-                raise
+        for _ in range(3):
+            try:
+                os.rename(tmp, folder)  # atomic; fails if the folder exists
+                break
+            except OSError:
+                if _backbone_ok(folder):  # another process finished the same backbone first
+                    break
+                if folder.exists():  # incomplete or damaged (an interrupted copy): moved aside, then replaced
+                    broken = _tmp_name(folder)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(folder, broken)
+                    shutil.rmtree(broken, ignore_errors=True)
+        else:
+            raise OSError(f"could not move the new backbone into {folder}; remove that folder and call again.")
     finally:
         if tmp.exists():
-            import shutil
             shutil.rmtree(tmp, ignore_errors=True)
     return str(folder)
-
-# %% ../nbs/02_data.ipynb #685f7b54
-OFFLINE_HPARAMS = {
-    "model.names": ["timm_image"],
-    "env.num_gpus": 0,
-    "env.precision": 32,
-    "env.num_workers": 0,
-    "env.num_workers_inference": 0,
-    "env.per_gpu_batch_size": 32,
-    "env.batch_size": 32,
-    "optim.max_epochs": 10,
-    "optim.lr": 1e-3,
-    "optim.top_k": 1,
-    "optim.val_check_interval": 1.0,
-}  # AutoMM hyperparameters of the offline (CPU, digits) profile; add "model.timm_image.checkpoint_name": offline_backbone()
 
 # %% ../nbs/02_data.ipynb #c4e49777
 SHOPEE_URL = "https://automl-mm-bench.s3.amazonaws.com/vision_datasets/shopee.zip"  # what AutoGluon downloads
@@ -328,8 +419,7 @@ def has_internet(
     "Whether `url` (AutoGluon's shopee zip) answers an HTTP HEAD request within `timeout` seconds."
     import threading
     import urllib.request
-    if not isinstance(timeout, numbers.Real) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    timeout = check_number("timeout", timeout, low=0, low_open=True, hint="seconds, e.g. 3")
     answer = []
 
     def probe():
@@ -345,21 +435,21 @@ def has_internet(
     return bool(answer and answer[0])
 
 # %% ../nbs/02_data.ipynb #4a701e9c
-OFFLINE_HINT = ("Use the offline profile instead: `train_df, test_df = offline_dataset()` and "
-                "`{**OFFLINE_HPARAMS, 'model.timm_image.checkpoint_name': offline_backbone()}` "
-                "(from focal_tutorial.data); it needs no download.")
+OFFLINE_HINT = ("Use the offline profile instead: `train_df, test_df = offline_dataset()` (focal_tutorial.data) and "
+                "`{**profile_hyperparameters('offline'), 'model.timm_image.checkpoint_name': offline_backbone()}` "
+                "(focal_tutorial.automm); it needs no download.")
 
 
 def shopee_dataset(
     download_dir="./ag_automm_tutorial_imgcls",  # where AutoGluon puts file.zip and the shopee/ folder
     timeout: float = 3.0,  # seconds for the connection check
 ) -> tuple:  # (train_df, test_df) with `image` (absolute paths) and `label`, as AutoGluon returns them
-    "AutoGluon's shopee download (the seed's data); without internet a clear `ConnectionError` naming the offline profile."
+    "AutoGluon's shopee download (the data of AutoGluon's focal-loss tutorial); without internet a clear `ConnectionError` naming the offline profile."
     download_dir = Path(download_dir).expanduser().resolve()
     have_zip = (download_dir / "file.zip").exists()
     if not have_zip and not has_internet(timeout=timeout):
         raise ConnectionError(f"The shopee dataset is downloaded from {SHOPEE_URL}, which did not answer within "
-                              f"{timeout} s: this machine seems to have no internet. " + OFFLINE_HINT)
+                              f"{timeout} s: there seems to be no internet connection. " + OFFLINE_HINT)
     try:
         from autogluon.multimodal.utils.misc import shopee_dataset as _ag_shopee
         return _ag_shopee(str(download_dir))

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import focal_tutorial.automm as automm
-from focal_tutorial.automm import (LEGACY_KEYS, SHOPEE_HPARAMS, automm_classes, check_alpha, choose_profile,
-                                   current_key, fit_predictor, focal_hyperparameters, translate_hyperparameters)
+from focal_tutorial.automm import (LEGACY_KEYS, PROFILE_HPARAMS, PROFILES, automm_classes, check_alpha, choose_profile,
+                                   current_key, device_hyperparameters, fit_predictor, focal_hyperparameters,
+                                   profile_hyperparameters, translate_hyperparameters)
 from focal_tutorial.core import class_weights
 
 LABELS = [0] * 200 + [1] * 66 + [2] * 22 + [3] * 7
@@ -29,7 +30,7 @@ def test_import_loads_neither_autogluon_nor_torch():
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("alpha", [W, np.array(W), torch.tensor(W, dtype=torch.float64), tuple(W), pd.Series(W)])
+@pytest.mark.parametrize("alpha", [W, np.array(W), torch.tensor(W, dtype=torch.float64), tuple(W)])
 def test_focal_hyperparameters_current_keys_and_python_floats(alpha):
     hp = focal_hyperparameters(alpha)
     assert hp == {"optim.loss_func": "focal_loss", "optim.focal_loss.alpha": pytest.approx(W, rel=1e-12),
@@ -62,17 +63,18 @@ def test_legacy_keys_translated_with_one_warning():
 def test_current_keys_do_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        focal_hyperparameters(W, hyperparameters=SHOPEE_HPARAMS, **{"optim.lr": 1e-4})
+        focal_hyperparameters(W, hyperparameters=PROFILE_HPARAMS["shopee"], **{"optim.lr": 1e-4})
         translate_hyperparameters({"optim.max_epochs": 1})
 
 
-def test_seed_recipe_translates_to_focal_hyperparameters():
-    seed = {"model.timm_image.checkpoint_name": "swin_tiny_patch4_window7_224", "env.num_gpus": 1,
+def test_legacy_recipe_translates_to_focal_hyperparameters():
+    legacy = {"model.timm_image.checkpoint_name": "swin_tiny_patch4_window7_224", "env.num_gpus": 1,
             "optimization.loss_function": "focal_loss", "optimization.focal_loss.alpha": W,
             "optimization.focal_loss.gamma": 1.0, "optimization.focal_loss.reduction": "sum",
             "optimization.max_epochs": 10}
     with pytest.warns(FutureWarning):
-        assert translate_hyperparameters(seed) == focal_hyperparameters(W, hyperparameters=SHOPEE_HPARAMS)
+        assert translate_hyperparameters(legacy) == focal_hyperparameters(
+            W, hyperparameters={**PROFILE_HPARAMS["shopee"], "env.num_gpus": 1})
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -91,16 +93,14 @@ def test_mmdet_image_refused(key, value, message):
 @pytest.mark.parametrize("kwargs, exc, message", [
     (dict(alpha=W, gamma=-0.5), ValueError, "gamma must be"),
     (dict(alpha=W, gamma=float("inf")), ValueError, "gamma must be"),
-    (dict(alpha=W, gamma=True), ValueError, "gamma must be"),
-    (dict(alpha=W, reduction="none"), ValueError, "reduction must be one of"),
-    (dict(alpha=[1.0]), ValueError, "at least 2"),
-    (dict(alpha=[[0.5, 0.5]]), ValueError, "1-D"),
-    (dict(alpha=[0.5, -0.1]), ValueError, ">= 0"),
-    (dict(alpha=[0.0, 0.0]), ValueError, "not all 0"),
-    (dict(alpha=[0.5, float("nan")]), ValueError, "finite"),
-    (dict(alpha={0: 0.5, 1: 0.5}), TypeError, "class order"),
-    (dict(alpha="0.5,0.5"), TypeError, "class order"),
-    (dict(alpha=["a", "b"]), TypeError, "list of numbers"),
+    (dict(alpha=W, gamma=True), TypeError, "gamma must be"),
+    (dict(alpha=W, reduction="none"), ValueError, "unknown reduction 'none'"),
+    (dict(alpha=[0.5, float("nan")]), ValueError, "alpha[1] must be a finite number"),
+    (dict(alpha={0: 0.5, 1: 0.5}), TypeError, "not a dict"),
+    (dict(alpha=pd.Series(W)), ValueError, "classes=automm_classes(train_labels)"),
+    (dict(alpha=pd.Series(W, index=[3, 2, 1, 0]), classes=[0, 1, 2, 9]), ValueError, "not the classes"),
+    (dict(alpha=W, **{"optim.focal_loss.gamma": -1}), ValueError, "optim.focal_loss.gamma must be a finite number >= 0"),
+    (dict(alpha=W, **{"optim.focal_loss.gama": 2.0}), ValueError, "unknown focal-loss settings ['optim.focal_loss.gama']"),
     (dict(alpha=W, max_epochs=10), ValueError, "not an AutoMM config path"),
     (dict(alpha=W, hyperparameters="optim.max_epochs=1"), TypeError, "must be a dict"),
     (dict(alpha=W, **{"optim.focal_loss.gamma": 2.0}), ValueError, "pass gamma=2.0 instead"),
@@ -342,3 +342,89 @@ def test_choose_profile_gpu_without_internet(monkeypatch):
         monkeypatch.setattr(data, "has_internet", lambda *a, **k: online, raising=False)
         p = choose_profile()
         assert (p["name"], p["internet"], p["device"]) == (name, online, "cuda: Fake GPU")
+
+
+# ---- every focal setting is checked, whatever built the dictionary (regressions) ----------------------------------
+
+FOCAL = {"optim.loss_func": "focal_loss"}
+
+
+@pytest.mark.parametrize("hp, exc, message", [
+    ({**FOCAL, "optim.focal_loss.gamma": -1}, ValueError, "optim.focal_loss.gamma must be a finite number >= 0, got -1"),
+    ({**FOCAL, "optim.focal_loss.gamma": "abc"}, TypeError, "optim.focal_loss.gamma must be a finite number"),
+    ({**FOCAL, "optim.focal_loss.gamma": float("nan")}, ValueError, "optim.focal_loss.gamma must be a finite number"),
+    ({**FOCAL, "optim.focal_loss.reduction": "none"}, ValueError, "reduction='none' gives one loss per sample"),
+    ({**FOCAL, "optim.focal_loss.reduction": "avg"}, ValueError, "unknown optim.focal_loss.reduction 'avg'"),
+    ({**FOCAL, "optim.focal_loss.alpha": [0.5, 0.5, float("inf"), 0.1]}, ValueError, "optim.focal_loss.alpha[2] must be"),
+    ({**FOCAL, "optim.focal_loss.alpha": [0.0] * 4}, ValueError, "all zeros"),
+    ({"optimization.loss_function": "focal_loss", "optimization.focal_loss.gamma": -1}, ValueError,
+     "optim.focal_loss.gamma must be a finite number >= 0"),
+    ({"optimization.loss_function": "focal_loss", "optimization.focal_loss.reduction": "none"}, ValueError,
+     "reduction='none'"),
+    ({"optim.loss_func": 1}, TypeError, "optim.loss_func must be a loss name"),
+    ({**FOCAL, "optim.focal_loss.alpha": pd.Series([0.1, 0.2, 0.3, 0.4], index=[0, 1, 2, 7])}, ValueError,
+     "not the classes [0, 1, 2, 3]"),
+])
+def test_fit_predictor_checks_hand_written_focal_settings(recorder, train_df, hp, exc, message):
+    "A dict written by hand (or with legacy keys) is checked as focal_hyperparameters' is, before any predictor exists."
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        with pytest.raises(exc) as e:
+            fit_predictor(train_df, hp)
+    assert message in str(e.value)
+    assert recorder.calls == []
+
+
+def test_fit_predictor_orders_a_series_alpha_by_its_classes(recorder, train_df):
+    "alpha as a Series keyed by class reaches AutoMM as a list in AutoMM's class order, whatever the Series' order."
+    keyed = pd.Series(W, index=[0, 1, 2, 3]).iloc[::-1]  # rarest class first
+    fit_predictor(train_df, {**FOCAL, "optim.focal_loss.alpha": keyed}, verbosity=0)
+    sent = recorder.calls[1][2]["hyperparameters"]["optim.focal_loss.alpha"]
+    assert sent == pytest.approx(W) and all(type(a) is float for a in sent)
+    assert focal_hyperparameters(keyed, classes=[0, 1, 2, 3])["optim.focal_loss.alpha"] == pytest.approx(W)
+
+
+def test_fit_predictor_checks_verbosity(recorder, train_df):
+    with pytest.raises(ValueError, match="verbosity must be an int in"):
+        fit_predictor(train_df, verbosity=9)
+    assert recorder.calls == []
+
+
+# ---- profiles and the device ------------------------------------------------------------------------------------------
+
+def test_device_hyperparameters():
+    assert device_hyperparameters(True) == {"env.num_gpus": 1, "env.precision": "16-mixed"}
+    assert device_hyperparameters(False) == {"env.num_gpus": 0, "env.precision": 32}
+    assert device_hyperparameters() == device_hyperparameters(torch.cuda.is_available())
+    with pytest.raises(TypeError, match="gpu must be"):
+        device_hyperparameters("cuda")
+
+
+def test_device_hyperparameters_follows_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert profile_hyperparameters("offline")["env.precision"] == "16-mixed"
+    assert profile_hyperparameters("offline")["env.num_gpus"] == 1
+
+
+@pytest.mark.parametrize("name", PROFILES)
+@pytest.mark.parametrize("gpu", [False, True])
+def test_profiles_use_only_automm_keys(name, gpu):
+    from omegaconf import OmegaConf
+    from autogluon.multimodal.utils import get_default_config
+    hp = profile_hyperparameters(name, gpu)
+    assert "optim.loss_func" not in hp and not any(k.startswith("optim.focal_loss") for k in hp)
+    cfg = get_default_config()
+    missing = [k for k in hp if OmegaConf.select(cfg, k, default="__missing__") == "__missing__"]
+    assert missing == []
+    assert hp is not profile_hyperparameters(name, gpu) and PROFILE_HPARAMS[name].items() <= hp.items()
+
+
+def test_profile_hyperparameters_unknown():
+    with pytest.raises(ValueError, match="unknown profile 'colab'"):
+        profile_hyperparameters("colab")
+
+
+def test_choose_profile_reports_no_kernel_string():
+    import platform
+    p = choose_profile("offline")
+    assert "platform" not in p and platform.release() not in str(p)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from focal_tutorial.core import make_imbalanced
 from focal_tutorial import data
-from focal_tutorial.data import (DIGIT_CLASSES, OFFLINE_HPARAMS, PRETRAIN_CLASSES, default_cache_dir, digits_split,
+from focal_tutorial.data import (DIGIT_CLASSES, PRETRAIN_CLASSES, default_cache_dir, digits_split,
                                  has_internet, offline_backbone, offline_dataset, shopee_dataset)
 
 
@@ -94,10 +94,10 @@ def test_split_agrees_with_make_imbalanced():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(ratio=0), r"ratio must be a number in \(0, 1\]"),
-    (dict(ratio=1.01), r"ratio must be a number in \(0, 1\]"),
-    (dict(ratio="1/3"), r"ratio must be a number"),
-    (dict(seed=-1), "seed must be a non-negative int"),
+    (dict(ratio=0), r"ratio must be a finite number in \(0, 1\]"),
+    (dict(ratio=1.01), r"ratio must be a finite number in \(0, 1\]"),
+    (dict(ratio="1/3"), r"ratio must be a finite number"),
+    (dict(seed=-1), "seed must be an int in"),
     (dict(classes=(0, 1, 12)), "digits 0-9"),
     (dict(classes=(0, 0, 1)), "duplicates"),
     (dict(classes=(2,)), "at least 2"),
@@ -232,10 +232,11 @@ def test_backbone_settings_change_folder(cache, backbone):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(epochs=-1), "epochs must be an int"),
+    (dict(epochs=-1), "epochs must be a non-negative int"),
     (dict(image_size=2), "image_size"),
     (dict(batch_size=0), "batch_size"),
-    (dict(lr=0), "lr must be a positive number"),
+    (dict(lr=0), "lr must be a finite number > 0"),
+    (dict(batch_size=1), "batch norm needs at least 2"),
     (dict(holdout=0.7), "holdout"),
     (dict(arch="no_such_net"), "unknown timm architecture"),
     (dict(arch="hf-hub:timm/resnet18"), "arch must be a timm architecture name"),
@@ -244,7 +245,7 @@ def test_backbone_settings_change_folder(cache, backbone):
     (dict(resample="box"), "unknown resample"),
 ])
 def test_backbone_bad_args(cache, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         offline_backbone(cache_dir=cache, **kwargs)
     assert not (Path(cache) / "backbones").exists() or not list((Path(cache) / "backbones").glob(".*"))
 
@@ -252,17 +253,6 @@ def test_backbone_bad_args(cache, kwargs, match):
 def test_backbone_warns_on_overlap(cache):
     with pytest.warns(UserWarning, match="also task classes"):
         offline_backbone(cache_dir=cache, epochs=0, classes=(3, 4, 5))
-
-
-def test_offline_hparams():
-    assert OFFLINE_HPARAMS["env.num_gpus"] == 0 and "model.timm_image.checkpoint_name" not in OFFLINE_HPARAMS
-    assert all(k.split(".")[0] in {"model", "env", "optim", "data"} for k in OFFLINE_HPARAMS)
-    pytest.importorskip("autogluon.multimodal")
-    from omegaconf import OmegaConf
-    from autogluon.multimodal.utils import get_default_config
-    cfg = get_default_config()
-    for key in OFFLINE_HPARAMS:  # every key exists in AutoMM's configuration (no silently ignored typo)
-        assert OmegaConf.select(cfg, key, default="__missing__") != "__missing__", key
 
 
 # ---- has_internet / shopee_dataset ----------------------------------------------------------------------------------
@@ -312,3 +302,125 @@ def test_shopee_download_failure_is_clear(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="needs internet.*offline_dataset") as e:
         shopee_dataset(tmp_path)
     assert isinstance(e.value.__cause__, OSError)
+
+
+# ---- the cache keeps nothing broken and locks nobody out (regressions) -------------------------------------------
+
+@pytest.mark.parametrize("lr", [float("inf"), float("nan"), True, "3e-3"])
+def test_backbone_refuses_bad_lr_before_pretraining(tmp_path, lr):
+    with pytest.raises((ValueError, TypeError), match="lr must be a finite number > 0"):
+        offline_backbone(cache_dir=tmp_path, epochs=1, lr=lr)
+    assert not (tmp_path / "backbones").exists()  # nothing pretrained, nothing cached
+
+
+def test_backbone_that_diverges_is_not_cached(tmp_path):
+    with pytest.raises(FloatingPointError, match="smaller lr"):
+        offline_backbone(cache_dir=tmp_path, epochs=1, lr=1e30)
+    assert list((tmp_path / "backbones").iterdir()) == []
+
+
+def test_backbone_json_is_strict(backbone):
+    info = json.loads((Path(backbone) / "pretraining.json").read_text(),
+                      parse_constant=lambda c: pytest.fail(f"{c} in pretraining.json"))
+    assert set(info["files"]) == {"config.json", "pytorch_model.bin"}
+    assert "device" not in info  # CPU settings as before: the same folder, the same weights
+
+
+def _weights(folder):
+    import torch
+    return torch.load(Path(folder) / "pytorch_model.bin", map_location="cpu")
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "empty"])
+def test_backbone_with_damaged_checkpoint_is_rebuilt(tmp_path, damage):
+    import torch
+    folder = Path(offline_backbone(cache_dir=tmp_path, epochs=0, seed=3))
+    before = _weights(folder)
+    ckpt = folder / "pytorch_model.bin"
+    if damage == "missing":
+        ckpt.unlink()  # an interrupted copy
+    else:
+        ckpt.write_bytes(ckpt.read_bytes()[:1000] if damage == "truncated" else b"")
+    assert offline_backbone(cache_dir=tmp_path, epochs=0, seed=3) == str(folder)  # no "Directory not empty"
+    after = _weights(folder)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [p.name for p in (tmp_path / "backbones").iterdir()] == [folder.name]  # nothing left beside it
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x89PNG\r\n\x1a\n"])
+def test_damaged_png_is_rewritten(tmp_path, damage):
+    train_df, _ = offline_dataset(cache_dir=tmp_path)
+    p, other = Path(train_df["image"][0]), Path(train_df["image"][1])
+    good, mtime = p.read_bytes(), other.stat().st_mtime_ns
+    p.write_bytes(damage)
+    again, _ = offline_dataset(cache_dir=tmp_path)
+    assert again.equals(train_df) and p.read_bytes() == good
+    with Image.open(p) as im:
+        im.load()
+    assert other.stat().st_mtime_ns == mtime  # intact files are not rewritten
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_cache_respects_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        train_df, _ = offline_dataset(cache_dir=tmp_path, test_per_class=5)
+        folder = Path(offline_backbone(cache_dir=tmp_path, epochs=0, seed=5))
+    finally:
+        os.umask(old)
+    png = Path(train_df["image"][0])
+    assert png.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (folder / "pytorch_model.bin").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_partial_entries_of_dead_processes_are_removed(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a process that has exited
+    root = tmp_path / "backbones"
+    root.mkdir()
+    killed = root / f".partial-{socket.gethostname()}-{dead}-0000-resnet10t-32px-e0-s0-x"
+    (killed / "sub").mkdir(parents=True)
+    running = root / f".partial-{socket.gethostname()}-{os.getpid()}-0000-resnet10t-32px-e0-s0-y"
+    running.mkdir()  # this process: a writer that may still be at work
+    old = root / ".partial-elsewhere-1-0000-z"
+    old.mkdir()
+    os.utime(old, (0, 0))  # a day and more old: stale wherever it came from
+    offline_backbone(cache_dir=tmp_path, epochs=0, seed=6)
+    assert not killed.exists() and not old.exists() and running.exists()
+
+
+def test_overlapping_torch_threads_restore_the_callers_setting():
+    "Two overlapping blocks (A enters, B enters, A leaves, B leaves) leave torch on the thread count found before."
+    import threading
+    import torch
+    before = torch.get_num_threads()
+    target = 1 if before > 1 else 2
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a():
+        with data._torch_threads(target):
+            a_in.set(); b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with data._torch_threads(target):
+            b_in.set(); a_out.wait(5)
+    ts = [threading.Thread(target=f) for f in (a, b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(10)
+    assert torch.get_num_threads() == before
+
+
+def test_pretrain_device_follows_cuda(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert data._pretrain_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert data._pretrain_device() == "cuda"
