@@ -73,7 +73,74 @@ def test_notebook_outputs_and_no_artifacts_in_the_repo(smoke_run):
     images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert images >= 2  # the per-class recall and the confusion matrices
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "profile: offline" in text and "whole run" in text
+    assert "profile: offline" in text and "precision: 32" in text
+    assert not any(o.output_type == "stream" and o.name == "stderr"
+                   for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))  # no warnings shown
     after = _repo_entries()
     if before is not None:  # no AutogluonModels/, lightning_logs/, checkpoints or images in the repository
         assert [p for p in after - before if not p.endswith(NOT_ARTIFACTS)] == []
+
+
+# ---- the page's plain code: the recipe to copy and the install cell ----------------------------------------------
+
+def _cells():
+    return nbformat.read(NB, as_version=4).cells
+
+
+def _recipe() -> str:
+    "The code block under '## The recipe, to copy'."
+    import re
+    cell = next(c for c in _cells() if c.cell_type == "markdown" and c.source.startswith("## The recipe, to copy"))
+    return re.search(r"```python\n(.*?)```", cell.source, re.S)[1]
+
+
+def test_recipe_runs_with_current_keys_and_checked_alpha(monkeypatch, tmp_path):
+    "The copyable recipe, run against stand-ins for the shopee download and the predictor: what AutoMM would get."
+    import ast
+    import pandas as pd
+    import autogluon.multimodal as mm
+    import autogluon.multimodal.utils.misc as misc
+    from autogluon.multimodal.utils.config import get_config
+    from focal_tutorial.automm import check_alpha
+    from focal_tutorial.core import class_weights
+
+    ast.parse(_recipe())
+    frame = lambda n: pd.DataFrame({"image": [f"{k}_{i}.jpg" for k in range(4) for i in range(n)],
+                                    "label": [k for k in range(4) for _ in range(n)]})
+    monkeypatch.setattr(misc, "shopee_dataset", lambda download_dir: (frame(200), frame(20)))
+    fits = []
+
+    class Predictor:
+        def __init__(self, **kwargs):
+            assert kwargs == {"label": "label", "problem_type": "multiclass"}
+
+        def fit(self, train_data, **kwargs):
+            fits.append((train_data, kwargs))
+
+        def predict(self, data):
+            return pd.Series([int(p.split("_")[0]) for p in data["image"]])
+    monkeypatch.setattr(mm, "MultiModalPredictor", Predictor)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_recipe(), "recipe", "exec"), {})
+    (train, kwargs), = fits
+    hp = kwargs["hyperparameters"]
+    assert train["label"].value_counts().sort_index().tolist() == [200, 66, 22, 7]
+    assert hp["optim.focal_loss.alpha"] == class_weights(train["label"])
+    assert check_alpha(hp, train) == [0, 1, 2, 3]  # count and order are AutoMM's
+    cfg = get_config(problem_type="multiclass", overrides=dict(hp))  # every key is a current AutoMM key
+    assert cfg.model.timm_image.checkpoint_name == "swin_tiny_patch4_window7_224"
+    assert cfg.optim.loss_func == "focal_loss" and cfg.optim.focal_loss.gamma == 1.0
+
+
+def test_install_cell_is_plain_python():
+    "No IPython magic (nbdev drops indented ones from the page): the cell is valid Python as shown."
+    import ast
+    cell = next(c for c in _cells() if c.cell_type == "code" and "pip" in c.source)
+    ast.parse(cell.source)
+    assert "%" not in cell.source and "!" not in cell.source
+    assert '"google.colab" in sys.modules' in cell.source
+
+
+def test_legacy_block_is_marked_do_not_copy():
+    cell = next(c for c in _cells() if c.cell_type == "markdown" and "optimization.loss_function" in c.source)
+    assert "do not copy" in cell.source.lower() and "# DO NOT COPY" in cell.source

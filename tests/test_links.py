@@ -1,0 +1,84 @@
+"The project's own links (Colab badge, install URL, site and repository) all follow settings.ini."
+import configparser
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("sync_links", ROOT / "tools" / "sync_links.py")
+sync = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sync)
+
+NEW = {"user": "someone-else", "repo": "focal_fork", "branch": "trunk", "git_url": "https://gitlab.example/someone-else/focal_fork",
+       "doc_host": "https://docs.example.org", "doc_baseurl": "/focal_fork"}
+
+
+def _texts(root: Path) -> dict:
+    "The sources of every file the sync handles: notebook cell sources (not outputs) and the Markdown files."
+    out = {}
+    for p in sync.targets(root):
+        if p.suffix == ".ipynb":
+            cells = json.loads(p.read_text(encoding="utf-8"))["cells"]
+            out[p.name] = "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+        else:
+            out[p.name] = p.read_text(encoding="utf-8")
+    return out
+
+
+def _found(texts: dict) -> dict:
+    "Every project link, by kind: Colab links, install URLs and the [docs]/[repo]/[contributing] definitions."
+    kinds = {"colab": sync.COLAB, "install": sync.INSTALL}
+    found = {k: [(name, m[0]) for name, t in texts.items() for m in rx.finditer(t)] for k, rx in kinds.items()}
+    for m_name in ("docs", "repo", "contributing"):
+        found[m_name] = [(name, m[0]) for name, t in texts.items() for m in sync.DEFINITION.finditer(t) if m["name"] == m_name]
+    return found
+
+
+def test_committed_links_are_in_sync():
+    assert sync.sync_links(ROOT, check=True) == [], "run `python tools/sync_links.py` (and build_site.py --readme)"
+
+
+def test_committed_links_are_the_settings():
+    s = sync.settings(ROOT)
+    found = _found(_texts(ROOT))
+    pages = {name for name, _ in found["colab"]}
+    assert {"05_walkthrough.ipynb"} <= pages and {"index.ipynb", "05_walkthrough.ipynb"} <= {n for n, _ in found["install"]}
+    assert all(url == f"git+{s['git_url']}" for _, url in found["install"])
+    assert found["docs"] and found["repo"]
+    assert "CONTRIBUTING.md" in {n for n, _ in found["repo"]}
+
+
+def test_one_edit_of_settings_moves_every_link(tmp_path):
+    for name in ("settings.ini", "CONTRIBUTING.md"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "nbs", tmp_path / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_*"))
+    old = sync.settings(ROOT)
+    before = _found(_texts(tmp_path))
+    cfg = configparser.ConfigParser()
+    cfg.read(tmp_path / "settings.ini", encoding="utf-8")
+    cfg["DEFAULT"].update(NEW)
+    with open(tmp_path / "settings.ini", "w", encoding="utf-8") as f:
+        cfg.write(f)
+
+    changed = sync.sync_links(tmp_path)
+    assert {"index.ipynb", "05_walkthrough.ipynb", "CONTRIBUTING.md"} <= {p.name for p in changed}
+    texts = _texts(tmp_path)
+    after = _found(texts)
+    for kind in before:  # the same links, each one moved
+        assert len(after[kind]) == len(before[kind]) > 0, kind
+    colab = f"https://colab.research.google.com/github/{NEW['user']}/{NEW['repo']}/blob/{NEW['branch']}/"
+    assert all(url.startswith(colab) for _, url in after["colab"])
+    assert [re.sub(r".*/blob/[^/]+/", "", u) for _, u in after["colab"]] == [re.sub(r".*/blob/[^/]+/", "", u) for _, u in before["colab"]]
+    assert all(url == f"git+{NEW['git_url']}" for _, url in after["install"])
+    assert all(d.endswith(f"]: {NEW['doc_host']}{NEW['doc_baseurl']}/") for _, d in after["docs"])
+    assert all(d.endswith(f"]: {NEW['git_url']}") for _, d in after["repo"])
+    assert all(d.endswith(f"]: {NEW['git_url']}/blob/trunk/CONTRIBUTING.md") for _, d in after["contributing"])
+    for name, text in texts.items():  # nothing of the old repository or site is left
+        for value in (old["git_url"], old["doc_host"], f"github/{old['user']}/"):
+            assert value not in text, (name, value)
+    assert sync.sync_links(tmp_path, check=True) == []  # and a second run has nothing to do
