@@ -1,17 +1,16 @@
 """The documentation site, built without Quarto from the committed outputs, checked in a real headless browser.
 
-Debian's chromium (tools/install_chromium.sh, run by `make test`'s set-up) is driven by Playwright's Python
-package through `executable_path`: Playwright downloads no browser. The site is served on localhost; every
-page must have its title and the navigation, load its plots, have no console error and no broken internal link.
-Requests to other hosts (MathJax's CDN) are answered with an empty response: this machine and CI are offline.
+Debian's chromium (installed by `make setup`) is driven by Playwright's Python package through `executable_path`:
+Playwright downloads no browser. The site is served on localhost and every request to another host is aborted,
+so what passes here works offline. On every page: the search finds `class_weights` on the core page, the
+on-page contents list exists, code has copy buttons, math is rendered (no raw TeX left in the text), images
+load, internal links answer, no console error; a screenshot of each page lands in test-artifacts/.
 """
 import functools
 import html
 import http.server
 import re
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
@@ -23,10 +22,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMIUM_ARGS = ["--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic"]
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+RAW_TEX = re.compile(r"\$\$|\$\\|\\\(|\\\[|\$[A-Za-z]\$|\\(alpha|gamma|beta|frac|sum|log)\b")
+TEXT_NO_CODE = """() => { const a = document.querySelector('article').cloneNode(true);
+  a.querySelectorAll('pre, code, script, style, .MathJax_Preview').forEach(e => e.remove()); return a.innerText; }"""
+MATHJAX_DONE = """() => new Promise(done => window.MathJax && MathJax.Hub
+  ? MathJax.Hub.Register.StartupHook('End', () => done(true)) : done(false))"""
 
 
 def _pages():
@@ -37,25 +41,17 @@ def _pages():
         path = NBS / name
         if not path.exists(): continue
         nb = nbformat.read(path, as_version=4)
-        h1 = next(m for c in nb.cells if c.cell_type == "markdown"
-                  for m in [re.search(r"^#\s+(\S.*?)\s*$", c.source, re.M)] if m)
+        md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        h1 = re.search(r"^#\s+(\S.*?)\s*$", md, re.M)
         shown = [c for c in nb.cells if c.cell_type == "code" and not re.match(r"#\|\s*hide\b", c.source)]
         has_plot = any(set(o.get("data", {})) & set(IMAGE_MIMES) for c in shown for o in c.get("outputs", []))
+        has_math = bool(re.search(r"\$[^$\s][^$\n]*\$", md))
         href = re.sub(r"^\d+[a-zA-Z0-9]*_", "", path.stem.lower()) + ".html"  # as nbdev and Quarto name pages
-        pages.append(dict(stem=path.stem, href=href, title=h1[1], has_plot=has_plot))
+        pages.append(dict(stem=path.stem, href=href, title=h1[1], has_plot=has_plot, has_math=has_math))
     return pages
 
 
 PAGES = _pages()
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site") / "_docs"
-    r = subprocess.run([sys.executable, "tools/build_site.py", "--no-quarto", "--no-readme", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, f"site build failed\n{r.stdout}\n{r.stderr}"
-    return out
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -74,7 +70,7 @@ def server(site):
 @pytest.fixture(scope="module")
 def browser():
     if CHROMIUM is None:
-        pytest.skip("chromium is not on PATH: install it with `bash tools/install_chromium.sh` (`make test` does)")
+        pytest.skip("chromium is not on PATH: `make setup` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -83,22 +79,34 @@ def browser():
 
 
 class Visit:
-    "A browser page that records console errors, uncaught exceptions and requests to other hosts."
+    "A browser page that records console errors and uncaught exceptions; requests to other hosts are aborted."
     def __init__(self, browser, local_prefixes):
-        self.ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.ctx = browser.new_context(viewport={"width": 1440, "height": 900})  # wide: furo shows its contents
         self.errors, self.external = [], []
-        self.ctx.route(lambda url: not url.startswith(local_prefixes), self._stub)
+        self.ctx.route(lambda url: not url.startswith(local_prefixes), self._abort)
         self.page = self.ctx.new_page()
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text} {m.location}"))
+        self.page.on("console", lambda m: m.type == "error" and m.location.get("url", "").startswith(local_prefixes)
+                     and self.errors.append(f"console: {m.text} {m.location}"))
         self.page.on("pageerror", lambda e: self.errors.append(f"exception: {e}"))
 
-    def _stub(self, route):
+    def _abort(self, route):
         self.external.append(route.request.url)
-        route.fulfill(status=200, body="", content_type="text/plain")
+        route.abort()
+
+    def goto(self, url):
+        resp = self.page.goto(url, wait_until="load")
+        self.page.evaluate(MATHJAX_DONE)
+        return resp
 
     def images(self):
         return self.page.eval_on_selector_all(
-            "main img", "els => els.map(e => ({src: e.currentSrc.slice(0, 60), ok: e.complete && e.naturalWidth > 0}))")
+            "article img", "els => els.map(e => ({src: e.currentSrc.slice(0, 60), ok: e.complete && e.naturalWidth > 0}))")
+
+    def search_finds(self, term, href):
+        "Type `term` into the sidebar's search box; the results list a link to `href`."
+        self.page.fill("input.sidebar-search", term)
+        self.page.press("input.sidebar-search", "Enter")
+        self.page.wait_for_selector(f"#search-results ul.search li a[href^='{href}']", timeout=15_000)
 
     def close(self): self.ctx.close()
 
@@ -112,92 +120,114 @@ def visit(browser, server):
 
 def test_pages_present():
     assert PAGES and PAGES[0]["href"] == "index.html", "nbs/sidebar.yml must start with index.ipynb (the home page)"
+    assert any(p["href"] == "core.html" for p in PAGES)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p["stem"] for p in PAGES])
 def test_page_in_browser(page, visit, server):
-    resp = visit.page.goto(f"{server}/{page['href']}", wait_until="load")
-    assert resp.status == 200
-    assert visit.page.title() == page["title"]
-    assert visit.page.locator("main h1").first.inner_text().strip() == page["title"]
-    nav = visit.page.eval_on_selector_all("nav.site-nav li a", "els => els.map(e => e.getAttribute('href'))")
-    assert nav == [p["href"] for p in PAGES], "navigation: every page, in nbs/sidebar.yml's order"
-    assert visit.page.get_attribute("nav.site-nav [aria-current=page]", "href") == page["href"]
+    p = visit.page
+    assert visit.goto(f"{server}/{page['href']}").status == 200
+    assert p.title().startswith(page["title"])
+    assert p.locator("article h1").first.inner_text().strip().rstrip("#").strip() == page["title"]
+    nav = p.eval_on_selector_all(".sidebar-tree a.reference.internal",
+                                 "els => els.map(e => new URL(e.href).pathname.split('/').pop())")
+    assert nav == [q["href"] for q in PAGES[1:]], "navigation: every page in nbs/sidebar.yml's order"
+    assert p.locator(".toc-drawer .toc-tree a").count() > 0 and p.locator(".toc-drawer .toc-tree").is_visible(), \
+        "an on-page contents list"
+    code = p.locator("article div.highlight pre").count()
+    assert code > 0 and p.locator("article button.copybtn").count() == code, "a copy button on every code block"
+    clipped = p.eval_on_selector_all("article pre", """els => els.filter(e => e.scrollWidth > e.clientWidth + 1
+        && !['auto', 'scroll'].includes(getComputedStyle(e).overflowX)).map(e => e.innerText.slice(0, 60))""")
+    assert not clipped, f"long lines cut off, not scrollable: {clipped}"
+    repo = p.eval_on_selector_all(".site-repo a", "els => els.map(e => e.href)")
+    assert len(repo) == 2 and repo[1] == repo[0] + "/issues/new", "the repository and its issue link"
 
-    images = visit.images()
-    local = [i for i in images if not i["src"].startswith("http") or i["src"].startswith(server)]
-    assert all(i["ok"] for i in local), f"images that did not load: {[i['src'] for i in local if not i['ok']]}"
+    text = p.evaluate(TEXT_NO_CODE)
+    assert not RAW_TEX.findall(text), f"raw TeX in the text: {RAW_TEX.findall(text)[:5]}"
+    if page["has_math"]:
+        assert p.locator("article .MathJax_CHTML").count() > 0, "the notebook has math, the page shows none"
+
+    images = [i for i in visit.images() if not i["src"].startswith("http") or i["src"].startswith(server)]
+    assert all(i["ok"] for i in images), f"images that did not load: {[i['src'] for i in images if not i['ok']]}"
     if page["has_plot"]:
-        assert any(i["ok"] for i in local), "the notebook has plots, the page shows none"
+        assert images, "the notebook has plots, the page shows none"
 
-    # every same-origin link: the page answers 200, and a #fragment names an element of that page
-    here = visit.page.url
+    ARTIFACTS.mkdir(exist_ok=True)
+    p.screenshot(path=str(ARTIFACTS / f"site-{page['stem']}.png"), full_page=True)
+
+    # every same-origin link answers 200, and a #fragment names an element of its page
     broken, ids = [], {}
-    for href in set(visit.page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")):
+    for href in sorted(set(p.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"))):
         if not href.startswith(server + "/"): continue
         url, frag = urldefrag(href)
         if url not in ids:
-            r = visit.page.request.get(url)
+            r = p.request.get(url)
             if r.status != 200:
                 broken.append(f"{href} -> HTTP {r.status}"); ids[url] = set(); continue
             ids[url] = {html.unescape(unquote(i)) for i in re.findall(r'\bid="([^"]*)"', r.text())}
         if frag and unquote(frag) not in ids[url]:
             broken.append(f"{href} -> no element id={unquote(frag)!r} on {urlsplit(url).path}")
-    assert not broken, f"broken links on {here}:\n" + "\n".join(sorted(broken))
+    assert not broken, f"broken links on {page['href']}:\n" + "\n".join(broken)
+
+    visit.search_finds("class_weights", "core.html")
     assert not visit.errors, "\n".join(visit.errors)
 
 
-def test_screenshot_of_walkthrough(visit, server):
-    "A picture of the walkthrough page (the home page until the walkthrough exists), for people to look at."
-    page = next((p for p in PAGES if p["stem"] == "05_walkthrough"), PAGES[0])
-    visit.page.goto(f"{server}/{page['href']}", wait_until="load")
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / f"site-{page['stem']}.png"
-    visit.page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
-    assert not visit.errors, "\n".join(visit.errors)
+def test_symbol_links_reach_their_heading(visit, server):
+    "nbdev links symbols as core.html#class_weights (Quarto's ids): the page has that id, on the symbol's heading."
+    visit.goto(f"{server}/core.html#class_weights")
+    heading = visit.page.evaluate("""() => { const e = document.getElementById('class_weights');
+        return e && (e.matches('h1,h2,h3,h4,section') ? e : e.nextElementSibling).innerText; }""")
+    assert heading and heading.strip().startswith("class_weights"), heading
 
 
-def test_site_works_from_file_url(visit, site):
-    "Opened from disk (file://), the links lead to files that exist and the plots load."
-    page = next((p for p in PAGES if p["has_plot"]), PAGES[-1])
-    visit.page.goto((site / page["href"]).as_uri(), wait_until="load")
-    assert visit.page.title() == page["title"]
-    if page["has_plot"]:
-        assert any(i["ok"] for i in visit.images())
-    hrefs = visit.page.eval_on_selector_all("nav.site-nav a", "els => els.map(e => e.href)")
-    assert hrefs and all(h.startswith("file://") for h in hrefs), hrefs
+def test_site_works_from_disk(visit, site):
+    "Opened from disk (file://): math renders from the site's own MathJax, search works, the pages link up."
+    page = next(p for p in PAGES if p["has_math"])
+    visit.goto((site / page["href"]).as_uri())
+    assert visit.page.locator("article .MathJax_CHTML").count() > 0
+    assert not RAW_TEX.findall(visit.page.evaluate(TEXT_NO_CODE))
+    hrefs = visit.page.eval_on_selector_all(".sidebar-tree a.internal", "els => els.map(e => e.href)")
     missing = [h for h in hrefs if not Path(unquote(urlsplit(h).path)).exists()]
-    assert not missing, f"navigation links to missing files: {missing}"
-    other = next(p for p in PAGES if p["href"] != page["href"])
-    visit.page.click(f"nav.site-nav a[href='{other['href']}']")
-    visit.page.wait_for_load_state("load")
-    assert visit.page.url == (site / other["href"]).as_uri()
-    assert visit.page.title() == other["title"]
-    assert not visit.errors, "\n".join(visit.errors)
+    assert hrefs and not missing, f"navigation links to missing files: {missing}"
+    visit.search_finds("class_weights", "core.html")
+    assert not visit.errors and not visit.external, visit.errors + visit.external
 
 
-# ---------------------------------------------------------------------------- the build's link rewriting
+# ------------------------------------------------------------------------------------------- the build's glue
 
-def test_links_between_notebooks_become_page_links(build_site):
-    bs = build_site
-    pages = [dict(src="00_core.ipynb", href="core.html"), dict(src="05_walkthrough.ipynb", href="walkthrough.html")]
-    fix = bs._link_rewriter(pages, "https://example.org/focal_tutorial")
-    assert fix('<a href="05_walkthrough.ipynb#results">') == '<a href="walkthrough.html#results">'
-    assert fix('<a href="./00_core.ipynb">') == '<a href="core.html">'
-    assert fix('<img src="00_core.ipynb">') == '<img src="core.html">'
-    assert fix('<a href="https://example.org/focal_tutorial/core.html#class_weights">') == \
-        '<a href="core.html#class_weights">'
-    colab = '<a href="https://colab.research.google.com/github/o/r/blob/main/nbs/05_walkthrough.ipynb">'
-    assert fix(colab) == colab, "links to other sites stay as they are"
-    assert fix('<a href="99_missing.ipynb">') == '<a href="99_missing.ipynb">', "only pages the site has"
+def test_show_doc_markdown_is_tidied(build_site):
+    "show_doc's source link goes below its heading, a default of None reads `=None`, site links become page links."
+    md = ('[source](https://github.com/o/r/blob/main/p/core.py#L72){target="_blank" style="float:right"}\n\n'
+          "### class_weights\n\n```python\ndef class_weights(\n    classes:NoneType=None, # order\n)\n```\n"
+          "See [focal_loss](https://example.org/p/losses.html#focal_loss) and [the walkthrough](05_walkthrough.ipynb)"
+          " or [study](study.html#smallcnn); [Colab](https://colab.research.google.com/x/05_walkthrough.ipynb).")
+    out = build_site.fix_md(md, {"05_walkthrough.ipynb": "walkthrough.ipynb", "01_losses.ipynb": "losses.ipynb",
+                                 "06_study.ipynb": "study.ipynb"}, "https://example.org/p")
+    assert out.index("### class_weights") < out.index("{.source-link}\n[source](https://github.com/o/r/")
+    assert "classes=None, # order" in out and "NoneType" not in out
+    assert "](losses.ipynb#focal_loss)" in out and "](walkthrough.ipynb)" in out and "](study.ipynb#smallcnn)" in out
+    assert "](https://colab.research.google.com/x/05_walkthrough.ipynb)" in out, "other sites' links stay"
 
 
-def test_heading_ids_are_quarto_ids(build_site):
-    "nbdev links symbols to Quarto's heading ids (study.html#smallcnn): the pages give their headings those ids."
-    bs = build_site
-    page = ('<h2 id="Why-weight-classes-at-all?">Why<a class="anchor-link" href="#Why-weight-classes-at-all?">¶</a>'
-            '</h2><h3 id="SmallCNN">SmallCNN</h3><h2 id="What-%22ratio%22-means">x</h2>')
-    out = bs._quarto_ids(page)
-    assert 'id="why-weight-classes-at-all"' in out and 'href="#why-weight-classes-at-all"' in out
-    assert 'id="smallcnn"' in out and 'id="what-ratio-means"' in out
+# --------------------------------------------------------------------------------------- GitHub workflows
+
+def _workflow(name):
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text(encoding="utf-8"))
+    return wf, [s for job in wf["jobs"].values() for s in job["steps"]]
+
+
+def test_test_workflow_runs_the_readme_test_command():
+    wf, steps = _workflow("test.yaml")
+    assert {"push", "pull_request"} <= set(wf[True] if True in wf else wf["on"])  # YAML 1.1 reads `on` as True
+    runs = [s.get("run", "") for s in steps]
+    assert "make test" in runs, runs
+    assert "`make test`" in (ROOT / "README.md").read_text(encoding="utf-8"), "the README names the same command"
+
+
+def test_deploy_workflow_publishes_nbdev_docs_with_quarto():
+    wf, steps = _workflow("deploy.yaml")
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    assert "quarto-dev/quarto-actions/setup" in uses and "actions/deploy-pages" in uses, uses
+    assert any("nbdev_docs" in s.get("run", "") for s in steps)
+    assert wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"
