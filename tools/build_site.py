@@ -46,7 +46,8 @@ def execute(paths: list[Path], nbs: Path) -> None:
         t0, nb = time.perf_counter(), nbformat.read(p, as_version=4)
         with tempfile.TemporaryDirectory() as tmp:  # IPC, not TCP: no "running over TCP without encryption"
             km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(tmp) / "k"))
-            NotebookClient(nb, km=km, timeout=None, resources={"metadata": {"path": str(nbs)}}).execute()
+            try: NotebookClient(nb, km=km, timeout=None, resources={"metadata": {"path": str(nbs)}}).execute()
+            finally: km.shutdown_kernel(now=True)
         d = json.loads(nbformat.writes(nb))  # plain dicts, as nbdev_clean reads a file
         _nbdev_clean(d)
         new, changed = nb2str(d), False
