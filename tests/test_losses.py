@@ -4,6 +4,7 @@ import importlib.util
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 import focal_tutorial.losses as losses
 from focal_tutorial.core import class_weights
-from focal_tutorial.losses import SMALL_C, FocalLoss, focal_loss
+from focal_tutorial.losses import SMALL_C, FocalLoss, focal_loss, focal_loss_reference
 
 F64 = torch.float64
 # C below SMALL_C takes the CPU log-sum-exp path, C above it the (log_)softmax-kernel path: test both.
@@ -292,33 +293,47 @@ X, Y = data(6, 4)
 
 
 @pytest.mark.parametrize("call,exc,msg", [
-    (lambda: focal_loss(X, Y, alpha=[1, 2, 3]), ValueError, "alpha has 3 weights but logits have 4 classes"),
-    (lambda: FocalLoss(alpha=[1, 2, 3, 4, 5])(X, Y), ValueError, "alpha has 5 weights but logits have 4 classes"),
+    (lambda: focal_loss(X, Y, alpha=[1, 2, 3]), ValueError, "alpha has 3 weights but there are 4 classes"),
+    (lambda: focal_loss(X, Y, alpha=torch.ones(3)), ValueError, "alpha has 3 weights but there are 4 classes"),
+    (lambda: FocalLoss(alpha=[1, 2, 3, 4, 5])(X, Y), ValueError, "alpha has 5 weights but there are 4 classes"),
     (lambda: focal_loss(X, Y, gamma=-0.1), ValueError, "gamma must be a finite number >= 0"),
     (lambda: focal_loss(X, Y, gamma=float("nan")), ValueError, "gamma must be a finite number >= 0"),
-    (lambda: focal_loss(X, Y, gamma=True), ValueError, "gamma must be a finite number >= 0"),
+    (lambda: focal_loss(X, Y, gamma=True), TypeError, "gamma must be a finite number >= 0"),
     (lambda: FocalLoss(gamma=-1), ValueError, "gamma must be a finite number >= 0"),
     (lambda: focal_loss(X, Y, reduction="avg"), ValueError, "unknown reduction 'avg'; choose one of 'mean', 'sum', 'none'"),
-    (lambda: FocalLoss(reduction=None), ValueError, "unknown reduction None"),
+    (lambda: FocalLoss(reduction=None), TypeError, "reduction must be one of 'mean', 'sum', 'none'"),
     (lambda: focal_loss(X, torch.tensor([0, 1, 2, 4, 0, 0])), ValueError, "class index 4 at position 3, outside [0, 4)"),
     (lambda: focal_loss(X, torch.tensor([0, 1, -1, 3, 0, 0])), ValueError, "class index -1 at position 2"),
     (lambda: focal_loss(X, torch.tensor([0, 1, -100, 3, 0, 0]), ignore_index=0), ValueError, "not ignore_index=0"),
+    (lambda: focal_loss(X, torch.tensor([0, 1, 156, 3, 0, 0], dtype=torch.uint8)), ValueError,
+     "class index 156 at position 2, outside [0, 4)"),  # 156 is -100 in uint8 arithmetic: never ignored
+    (lambda: focal_loss(X, torch.tensor([0, 1, 200, 3, 0, 0], dtype=torch.uint8), ignore_index=-56), ValueError,
+     "class index 200 at position 2"),
+    (lambda: focal_loss(X, Y.to(torch.uint64)), TypeError, "integer dtype of at most 32 bits"),
     (lambda: focal_loss(X, Y[:5]), ValueError, "target shape (5,) does not match logits shape (6, 4)"),
     (lambda: focal_loss(X[:, :, None], Y), ValueError, "expected target of shape (6, 1)"),
     (lambda: focal_loss(X, Y[:, None]), ValueError, "does not match logits shape"),
     (lambda: focal_loss(torch.tensor(1.0), torch.tensor(0)), ValueError, "class dimension"),
     (lambda: focal_loss(X, Y.float()), TypeError, "integer class indices"),
+    (lambda: focal_loss(X, Y.bool()), TypeError, "integer class indices"),
     (lambda: focal_loss(X.detach().long(), Y), TypeError, "floating-point"),
     (lambda: focal_loss(X.tolist(), Y), TypeError, "must be torch tensors"),
-    (lambda: focal_loss(X, Y, alpha="0.1,0.2,0.3,0.4"), TypeError, "sequence of per-class weights"),
-    (lambda: focal_loss(X, Y, alpha=0.25), TypeError, "sequence of per-class weights"),
-    (lambda: focal_loss(X, Y, alpha=["a", "b", "c", "d"]), TypeError, "must hold numbers"),
-    (lambda: focal_loss(X, Y, alpha=[[0.25] * 4]), ValueError, "1-D"),
-    (lambda: focal_loss(X, Y, alpha=[]), ValueError, "1-D"),
-    (lambda: focal_loss(X, Y, alpha=[0.5, -0.5, 0.5, 0.5]), ValueError, "finite weights >= 0"),
-    (lambda: focal_loss(X, Y, alpha=[0.5, float("inf"), 0.5, 0.5]), ValueError, "finite weights >= 0"),
-    (lambda: focal_loss(X, Y, ignore_index=None), TypeError, "ignore_index must be an integer"),
-    (lambda: FocalLoss(ignore_index=1.5), TypeError, "ignore_index must be an integer"),
+    (lambda: focal_loss(X, Y, alpha="0.1,0.2,0.3,0.4"), TypeError, "alpha must be None or a list with one weight per class"),
+    (lambda: focal_loss(X, Y, alpha=0.25), TypeError, "alpha must be None or a list with one weight per class"),
+    (lambda: focal_loss(X, Y, alpha=["a", "b", "c", "d"]), TypeError, "alpha[0] must be a finite number >= 0"),
+    (lambda: focal_loss(X, Y, alpha=torch.ones(1, 4)), ValueError, "alpha must be 1-D"),
+    (lambda: focal_loss(X, Y, alpha=[]), ValueError, "alpha is empty"),
+    (lambda: focal_loss(X, Y, alpha=[0.5, -0.5, 0.5, 0.5]), ValueError, "alpha[1] must be a finite number >= 0"),
+    (lambda: focal_loss(X, Y, alpha=torch.tensor([0.5, -0.5, 0.5, 0.5])), ValueError, "alpha[1] must be a finite number >= 0"),
+    (lambda: focal_loss(X, Y, alpha=[0.5, float("inf"), 0.5, 0.5]), ValueError, "alpha[1] must be a finite number >= 0"),
+    (lambda: focal_loss(X, Y, alpha=torch.tensor([0.5, float("nan"), 0.5, 0.5])), ValueError, "alpha[1] must be a finite"),
+    (lambda: focal_loss(X, Y, alpha=torch.zeros(4)), ValueError, "alpha is all zeros"),
+    (lambda: focal_loss(X, Y, alpha={0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5}), TypeError, "not a dict"),
+    (lambda: focal_loss(X, Y, alpha=pd.Series([0.1, 0.2, 0.3, 0.4], index=list("abcd"))), ValueError,
+     "alpha is a Series indexed by ['a', 'b', 'c', 'd']"),
+    (lambda: focal_loss(X, Y, ignore_index=None), TypeError, "ignore_index must be an int"),
+    (lambda: focal_loss(X, Y, ignore_index=2**70), ValueError, "ignore_index must be an int"),
+    (lambda: FocalLoss(ignore_index=1.5), TypeError, "ignore_index must be an int"),
 ])
 def test_errors(call, exc, msg):
     with pytest.raises(exc) as e:
@@ -339,7 +354,7 @@ def test_module_alpha_forms_and_buffer():
         torch.testing.assert_close(crit(x, y), ref)
     crit = FocalLoss(w, gamma=1.0)
     assert set(crit.state_dict()) == {"alpha"}
-    other = FocalLoss([0.0] * 4, gamma=1.0)
+    other = FocalLoss([1.0] * 4, gamma=1.0)
     other.load_state_dict(crit.state_dict())
     assert torch.equal(other.alpha, crit.alpha)
     crit.to(F64)
@@ -364,3 +379,181 @@ def test_alpha_is_not_trained():
     assert loss.requires_grad
     loss.backward()
     assert alpha.grad is None
+
+
+# ---------------------------------------------------------------- regressions: nothing lost silently
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("alpha", [None, "rand"])
+def test_all_ignored_mean_has_zero_gradient_like_cross_entropy(C, alpha):
+    x, y = data(4, C)
+    y[:] = -100
+    a = torch.rand(C, dtype=F64) if alpha else None
+    for gamma in (0.0, 2.0):
+        loss, ce = focal_loss(x, y, a, gamma), F.cross_entropy(x, y)
+        assert torch.isnan(loss) and torch.isnan(ce)
+        assert torch.equal(grad(loss, x), torch.zeros_like(x)) and torch.equal(grad(ce, x), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("bad", [float("nan"), -float("inf"), float("inf")])
+def test_ignored_rows_with_nan_or_inf_logits_do_not_matter(C, bad):
+    x, y = data(6, C)
+    x.data[[1, 4]] = bad
+    y[[1, 4]] = -100
+    keep = torch.tensor([0, 2, 3, 5])
+    for gamma in (0.0, 0.5, 2.0):
+        for reduction in ("mean", "sum", "none"):
+            loss = focal_loss(x, y, torch.linspace(0.5, 1, C), gamma, reduction)
+            ref = focal_loss(x.detach()[keep], y[keep], torch.linspace(0.5, 1, C), gamma, reduction)
+            torch.testing.assert_close(loss[keep] if reduction == "none" else loss, ref, rtol=1e-12, atol=0)
+            g = grad(loss, x)
+            assert torch.isfinite(g).all() and (g[[1, 4]] == 0).all()
+
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_minus_inf_target_logit_gives_cross_entropys_finite_gradient(C, gamma):
+    x, y = data(3, C)
+    x.data[0, y[0]] = -float("inf")
+    loss, ce = focal_loss(x, y, gamma=gamma, reduction="none"), F.cross_entropy(x, y, reduction="none")
+    assert loss[0] == ce[0] == float("inf")
+    g, g_ce = grad(loss, x), grad(ce, x)
+    assert torch.isfinite(g_ce).all() and torch.isfinite(g).all()
+    torch.testing.assert_close(g[0], g_ce[0])  # p = 0: (1-p)^gamma = 1 and w = 1, cross-entropy's gradient
+
+
+def test_small_integer_targets_never_wrap_onto_ignore_index():
+    x, y = data(8, 200, seed=1)
+    y[0] = 156  # 156 == -100 in uint8 arithmetic: a class here, not ignored
+    for dt in (torch.uint8, torch.int16, torch.int32):
+        torch.testing.assert_close(focal_loss(x, y.to(dt), gamma=0), F.cross_entropy(x, y))
+    y8 = y.to(torch.uint8)
+    y8[1] = 255
+    torch.testing.assert_close(focal_loss(x, y8, ignore_index=255), focal_loss(x, y8.long(), ignore_index=255))
+
+
+def test_alpha_series_is_used_by_its_class_index():
+    x, y = data(16, 4)
+    w = [0.1, 0.2, 0.3, 0.4]
+    shuffled = pd.Series([0.4, 0.1, 0.3, 0.2], index=[3, 0, 2, 1])
+    torch.testing.assert_close(focal_loss(x, y, shuffled), focal_loss(x, y, w))
+    assert FocalLoss(shuffled).alpha.tolist() == pytest.approx(w)
+
+
+@pytest.mark.parametrize("setting,value,exc,msg", [
+    ("reduction", "avg", ValueError, "unknown reduction 'avg'"),
+    ("gamma", -1.0, ValueError, "gamma must be a finite number >= 0"),
+    ("gamma", "2", TypeError, "gamma must be a finite number >= 0"),
+    ("alpha", [0.5, -0.5, 0.5, 0.5], ValueError, "alpha[1] must be a finite number >= 0"),
+    ("alpha", {0: 1.0}, TypeError, "not a dict"),
+    ("ignore_index", 1.5, TypeError, "ignore_index must be an int"),
+])
+def test_module_settings_are_checked_when_set_later(setting, value, exc, msg):
+    crit = FocalLoss([0.25] * 4, gamma=1.0, reduction="sum")
+    before = {k: getattr(crit, k) for k in ("gamma", "reduction", "ignore_index")}
+    with pytest.raises(exc) as e:
+        setattr(crit, setting, value)
+    assert msg in str(e.value)
+    assert {k: getattr(crit, k) for k in before} == before and crit.alpha.tolist() == [0.25] * 4
+
+
+def test_module_settings_set_later_take_effect():
+    x, y = data(8, 4, dtype=torch.float32)
+    crit = FocalLoss([1.0] * 4, gamma=1.0).to(F64)
+    crit.gamma, crit.reduction, crit.alpha = 0.0, "sum", [0.1, 0.2, 0.3, 0.4]
+    assert crit.alpha.dtype == F64  # keeps the buffer's dtype after .to(...)
+    torch.testing.assert_close(crit(x.double(), y), focal_loss(x.double(), y, [0.1, 0.2, 0.3, 0.4], 0.0, "sum"))
+    crit.alpha = None
+    assert crit.alpha is None and "alpha" not in crit.state_dict()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("gamma", [0.3, 0.5, 1.5, 1.9])
+def test_double_backward_finite_for_confident_samples(dtype, gamma):
+    x = torch.zeros(3, 4, dtype=dtype)
+    x[:, 0] = torch.tensor([17.0, 40.0, 800.0])  # 1 - p rounds to 0 in float32 from a margin of about 17
+    x.requires_grad_()
+    y = torch.zeros(3, dtype=torch.long)
+    g, = torch.autograd.grad(focal_loss(x, y, gamma=gamma), x, create_graph=True)
+    gg, = torch.autograd.grad(g.square().sum() + g.sum(), x)
+    assert torch.isfinite(g).all() and torch.isfinite(gg).all()
+    ref, = torch.autograd.grad(focal_loss_reference(x, y, gamma=gamma).mean(), x, create_graph=True)
+    assert torch.isfinite(torch.autograd.grad(ref.sum(), x)[0]).all()
+
+
+def test_private_backward_kernel_has_a_public_fallback(monkeypatch):
+    x, y = data(8, LARGE)
+    expected = grad(focal_loss(x, y, torch.linspace(0.1, 1, LARGE), 2.0), x)
+    monkeypatch.delattr(torch, "_log_softmax_backward_data")
+    torch.testing.assert_close(grad(focal_loss(x, y, torch.linspace(0.1, 1, LARGE), 2.0), x), expected,
+                               rtol=1e-12, atol=1e-15)
+
+
+# ---------------------------------------------------------------- against a float64 reference
+
+def _reference64(x, y, alpha, gamma, ignore_index=-100):
+    "Per-sample focal loss in float64 by the textbook formula on log-softmax, 0 where ignored."
+    keep = y != ignore_index
+    logp = torch.log_softmax(x.double(), 1).gather(1, (y * keep).unsqueeze(1)).squeeze(1)
+    p = logp.exp()
+    loss = -(1 - p).clamp_min(0) ** gamma * logp * (1.0 if alpha is None else torch.as_tensor(alpha, dtype=F64)[y * keep])
+    return torch.where(keep, loss, 0.0), keep
+
+
+@st.composite
+def hostile_batches(draw):
+    "Batches with ignored rows (some with NaN or -inf logits), very confident and very wrong rows, any dtype."
+    N, C = draw(st.integers(1, 8)), draw(st.integers(2, 2 * SMALL_C + 2))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    x = draw(st.sampled_from([0.1, 3.0, 30.0])) * torch.randn(N, C, dtype=F64, generator=g)
+    y = torch.randint(0, C, (N,), generator=g)
+    for i in range(N):
+        kind = draw(st.sampled_from(["plain", "plain", "ignored", "ignored_nan", "ignored_ninf", "confident", "wrong"]))
+        if kind.startswith("ignored"):
+            y[i] = -100
+            x[i] = {"ignored": x[i], "ignored_nan": float("nan"), "ignored_ninf": -float("inf")}[kind]
+        elif kind == "confident":
+            x[i, y[i]] += draw(st.sampled_from([20.0, 60.0, 200.0]))
+        elif kind == "wrong":
+            x[i, y[i]] -= draw(st.sampled_from([20.0, 60.0, 200.0]))
+    alpha = draw(st.none() | st.just(torch.rand(C, dtype=F64, generator=g) + 0.01))
+    gamma = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0]) | st.floats(0, 5))
+    dtype = draw(st.sampled_from([F64, torch.float32]))
+    return x.to(dtype), y, alpha, gamma
+
+
+@settings(max_examples=80, deadline=None)
+@given(hostile_batches())
+def test_matches_float64_reference_on_hostile_batches(b):
+    x, y, alpha, gamma = b
+    ref, keep = _reference64(x, y, alpha, gamma)
+    tol = dict(rtol=1e-10, atol=1e-12) if x.dtype == F64 else dict(rtol=2e-5, atol=2e-5)
+    per = focal_loss(x, y, alpha, gamma, reduction="none")
+    torch.testing.assert_close(per.double(), ref, **tol)
+    xg = x.clone().requires_grad_()
+    loss = focal_loss(xg, y, alpha, gamma)
+    if keep.any():
+        torch.testing.assert_close(loss.double(), ref.sum() / keep.sum(), **tol)
+    else:
+        assert torch.isnan(loss)
+    g, = torch.autograd.grad(loss, xg)
+    assert torch.isfinite(g).all() and (g[~keep] == 0).all()
+    xr = x.double().clone().requires_grad_()
+    r = focal_loss_reference(xr, y * keep, alpha, gamma)
+    gr, = torch.autograd.grad(torch.where(keep, r, 0.0).sum() / keep.sum().clamp_min(1), xr)
+    torch.testing.assert_close(g.double(), gr.nan_to_num(0.0), **tol)
+
+
+# ---------------------------------------------------------------- torch.compile
+
+def test_compiles_with_fullgraph():
+    torch._dynamo.reset()
+    x, y = data(6, 5, dtype=torch.float32)
+    y[2] = -100
+    alpha = torch.linspace(0.2, 1.0, 5)
+    compiled = torch.compile(focal_loss, fullgraph=True)
+    for reduction in ("mean", "none"):
+        out, ref = compiled(x, y, alpha, 2.0, reduction), focal_loss(x, y, alpha, 2.0, reduction)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grad(out, x), grad(ref, x), rtol=1e-5, atol=1e-6)

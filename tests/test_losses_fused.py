@@ -1,0 +1,175 @@
+"""The fused Triton kernel (focal_tutorial.fused) against the PyTorch path, on CPU in Triton's interpreter.
+
+Triton chooses between compiling and interpreting when it is imported, so these tests run in a fresh Python
+process with TRITON_INTERPRET=1 (one test here starts it); the rest of the suite, CUDA tests included, keeps
+the compiling Triton."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton")
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+if not INTERPRET:
+    def test_fused_kernel_in_triton_interpreter():
+        "Run this file's tests in a process where Triton interprets kernels on CPU tensors."
+        env = dict(os.environ, TRITON_INTERPRET="1")
+        run = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-x"],
+                             env=env, capture_output=True, text=True, timeout=1200)
+        assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+        assert " passed" in run.stdout and "failed" not in run.stdout
+else:
+    from focal_tutorial.fused import _tiles, fused_focal_loss  # noqa: F401
+    from focal_tutorial.losses import focal_loss  # noqa: F401
+
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def quiet_numpy():
+    "The interpreter evaluates exp/log of padding lanes with NumPy, whose warnings about them are noise."
+    with np.errstate(all="ignore"):
+        yield
+
+
+def data(N, C, extra=(), dtype=torch.float32, seed=0, ignored=0.2, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    x = (scale * torch.randn(N, C, *extra, generator=g)).to(dtype)
+    y = torch.randint(0, C, (N, *extra), generator=g)
+    y[torch.rand(y.shape, generator=g) < ignored] = -100
+    return x, y
+
+
+def both(x, y, alpha, gamma, reduction, ignore_index=-100):
+    "Loss and gradient from the fused kernel and from the PyTorch path in float64 (the reference)."
+    xf = x.clone().requires_grad_()
+    out = fused_focal_loss(xf, y, alpha, gamma, reduction, ignore_index)
+    gf, = torch.autograd.grad(out.sum(), xf)
+    xr = x.double().requires_grad_()
+    ref = focal_loss(xr, y, alpha, gamma, reduction, ignore_index)
+    gr, = torch.autograd.grad(ref.sum(), xr)
+    return out, gf, ref, gr
+
+
+TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float16: dict(rtol=1e-3, atol=1e-3),
+       torch.bfloat16: dict(rtol=1e-2, atol=1e-2)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("gamma", [0.0, 0.7, 2.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_values_and_gradients_match_the_pytorch_path(dtype, gamma, reduction):
+    x, y = data(13, 7, dtype=dtype, seed=int(10 * gamma))
+    alpha = torch.linspace(0.1, 1.0, 7)
+    out, gf, ref, gr = both(x, y, alpha, gamma, reduction)
+    assert out.dtype == torch.float32 and gf.dtype == dtype
+    torch.testing.assert_close(out.double(), ref, **TOL[dtype])
+    torch.testing.assert_close(gf.double(), gr, **TOL[dtype])
+
+
+@pytest.mark.parametrize("C", [2, 3, 100, 4097, 128000])
+def test_number_of_classes_from_2_to_128000(C):
+    N = 3 if C > 1000 else 9  # the interpreter is slow: few rows for many classes
+    x, y = data(N, C, seed=C, ignored=0.0)
+    y[-1] = -100
+    out, gf, ref, gr = both(x, y, None, 1.5, "mean")
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gf.double(), gr, rtol=1e-5, atol=1e-7)
+    assert (gf[-1] == 0).all()
+
+
+def test_gamma_0_is_cross_entropy():
+    x, y = data(11, 6, seed=3)
+    for reduction in ("mean", "sum", "none"):
+        xf, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, ce = fused_focal_loss(xf, y, None, 0.0, reduction, -100), F.cross_entropy(xc, y, reduction=reduction)
+        torch.testing.assert_close(out, ce, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.autograd.grad(out.sum(), xf)[0], torch.autograd.grad(ce.sum(), xc)[0],
+                                   rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("extra", [(3,), (2, 3)])
+def test_extra_dimensions_and_non_contiguous_logits(extra):
+    x, y = data(4, 5, extra=extra, seed=1)
+    out, gf, ref, gr = both(x, y, torch.rand(5, generator=torch.Generator().manual_seed(0)), 2.0, "none")
+    assert out.shape == y.shape and gf.shape == x.shape
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gf.double(), gr, rtol=1e-5, atol=1e-7)
+    xt = x.movedim(1, -1).contiguous().movedim(-1, 1)  # channels-last: classes are the fastest dimension
+    out2, gf2, _, _ = both(xt, y, None, 2.0, "sum")
+    torch.testing.assert_close(gf2.double(), both(x, y, None, 2.0, "sum")[3], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 0, 255])
+def test_ignore_index_and_hostile_ignored_rows(ignore_index):
+    x, y = data(8, 6, seed=2, ignored=0.0)
+    y[[1, 5]] = ignore_index
+    x[1], x[5] = float("nan"), -float("inf")
+    out, gf, ref, gr = both(x, y, None, 2.0, "mean", ignore_index)
+    assert torch.isfinite(out) and torch.isfinite(gf).all() and (gf[[1, 5]] == 0).all()
+    keep = [0, 2, 3, 4, 6, 7]
+    xk = x[keep].double().requires_grad_()
+    rk = focal_loss(xk, y[keep], None, 2.0, "mean", ignore_index)
+    torch.testing.assert_close(out.double(), rk, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gf[keep].double(), torch.autograd.grad(rk, xk)[0], rtol=1e-5, atol=1e-7)
+
+
+def test_all_ignored_mean_is_nan_with_zero_gradient():
+    x, y = data(5, 4)
+    y[:] = -100
+    xf = x.clone().requires_grad_()
+    out = fused_focal_loss(xf, y, None, 2.0, "mean", -100)
+    assert torch.isnan(out)
+    assert torch.equal(torch.autograd.grad(out, xf)[0], torch.zeros_like(x))
+
+
+def test_extreme_logits_stay_finite():
+    x = torch.zeros(4, 3)
+    x[0, 0], x[1, 1], x[2, 2], x[3, 0] = 1e4, 1e4, 60.0, -float("inf")
+    y = torch.tensor([0, 0, 2, 0])  # confident right, wrong by 1e4, confident right, -inf target logit
+    for gamma in (0.5, 2.0):
+        out, gf, ref, gr = both(x, y, None, gamma, "none")
+        assert torch.isfinite(gf).all()
+        torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(gf.double(), gr, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_target_trips_the_assertion():
+    x, y = data(4, 3, ignored=0.0)
+    y[2] = 3
+    with pytest.raises(RuntimeError, match=r"outside \[0, 3\) and is not ignore_index=-100"):
+        fused_focal_loss(x, y, None, 2.0, "mean", -100)
+
+
+def test_double_backward_goes_through_the_reference():
+    x, y = data(3, 4, seed=5)
+    x = x.double().float().requires_grad_()
+    g, = torch.autograd.grad(fused_focal_loss(x, y, None, 1.5, "mean", -100), x, create_graph=True)
+    gg, = torch.autograd.grad(g.square().sum(), x)
+    xr = x.detach().double().requires_grad_()
+    gr, = torch.autograd.grad(focal_loss(xr, y, None, 1.5), xr, create_graph=True)
+    torch.testing.assert_close(gg.double(), torch.autograd.grad(gr.square().sum(), xr)[0], rtol=1e-4, atol=1e-6)
+
+
+def test_refuses_cpu_tensors_without_the_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    x, y = data(2, 3)
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        fused_focal_loss(x, y, None, 2.0, "mean", -100)
+
+
+def test_tiles_cover_small_and_large_rows():
+    assert _tiles(4, 4096)[:2] == (1024, 4) and _tiles(128000, 1024)[:2] == (1, 4096)
+    for C in (2, 100, 1000, 32000):
+        bn, bc, _ = _tiles(C, 10**6)
+        assert bc >= min(C, 4096) and bn * bc <= 4096
+
+
+if not INTERPRET:  # here only the test that starts the interpreter process is collected
+    for _name in [n for n in globals() if n.startswith("test_") and n != "test_fused_kernel_in_triton_interpreter"]:
+        del globals()[_name]
