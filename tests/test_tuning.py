@@ -1,0 +1,237 @@
+"""focal_tutorial.tuning: search-space checks (all before Ray starts) and one real 2-trial AutoMM search, offline."""
+import os
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+pytest.importorskip("autogluon.multimodal")
+ray = pytest.importorskip("ray")
+from ray import tune  # noqa: E402
+
+from focal_tutorial.core import class_weights  # noqa: E402
+from focal_tutorial.tuning import (ALPHA_KEY, ALPHA_METHODS, GAMMA_KEY, MIN_TRIAL_SECONDS, alpha_choices,  # noqa: E402
+                                   alpha_string, check_search_space, focal_search_space, parse_alpha, tune_focal,
+                                   tuned_hyperparameters, tuning_verdict)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+RAY_PROCESSES = ("raylet", "gcs_server")
+
+
+def ray_processes(before=frozenset()) -> list:
+    "Ray's daemons that this test process started (its children), or that appeared since `before` (pids)."
+    mine = {p.pid for p in psutil.Process().children(recursive=True)}
+    return sorted(p.info["name"] for p in psutil.process_iter(["name"])
+                  if p.info["name"] in RAY_PROCESSES and (p.pid in mine or p.pid not in before))
+
+
+def ray_pids() -> frozenset:
+    return frozenset(p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in RAY_PROCESSES)
+
+
+@pytest.fixture
+def df():
+    "Four classes, 8/4/2/1 rows: the rarest is class 3."
+    labels = [0] * 8 + [1] * 4 + [2] * 2 + [3]
+    return pd.DataFrame({"image": [f"{i}.png" for i in range(len(labels))], "label": labels})
+
+
+@pytest.fixture
+def space(df):
+    return focal_search_space(df, gammas=[0, 2], alpha_methods=["none", "inverse"],
+                              hyperparameters={"optim.max_epochs": 1})
+
+
+@pytest.fixture(autouse=True)
+def no_ray_left():
+    "Every test leaves no Ray: none connected in this process."
+    yield
+    assert not ray.is_initialized()
+
+
+# ---------------------------------------------------------------- alpha strings and choices, in AutoMM's order
+
+def test_alpha_string_is_what_automms_focal_loss_reads():
+    from autogluon.multimodal.optim.losses.focal_loss import FocalLoss
+    w = [0.1, 0.2, 0.3, 0.4]
+    s = alpha_string(w)
+    assert parse_alpha(s) == w == parse_alpha("(" + s + ")")
+    assert FocalLoss(alpha=s).nll_loss.weight.tolist() == pytest.approx(w)
+
+
+@pytest.mark.parametrize("labels", [[3, 1, 2, 1, 0, 0, 0, 2], ["owl", "cat", "fox", "cat", "owl"]])
+def test_alpha_choices_follow_automms_class_order(labels):
+    choices = alpha_choices(labels)
+    assert list(choices) == list(ALPHA_METHODS)
+    for method in ("inverse", "sqrt", "effective"):
+        assert parse_alpha(choices[method]) == pytest.approx(class_weights(labels, method=method), rel=1e-5)
+    inverse = parse_alpha(choices["inverse"])
+    counts = pd.Series(labels).value_counts()
+    rarest = sorted(counts.index).index(counts.idxmin())  # its position in sorted order
+    assert np.argmax(inverse) == rarest
+    assert parse_alpha(choices["none"]) == pytest.approx([1 / len(counts)] * len(counts))
+
+
+def test_alpha_choices_with_pos_label_order():
+    labels = ["a", "b", "b", "b"]
+    choices = alpha_choices(labels, ["inverse"], classes=["b", "a"])  # data.pos_label="a" moves "a" last
+    assert parse_alpha(choices["inverse"]) == pytest.approx([0.25, 0.75])
+
+
+def test_focal_search_space_and_its_check(df, space):
+    assert space["optim.loss_func"] == "focal_loss" and space["optim.max_epochs"] == 1
+    assert space[GAMMA_KEY].categories == [0.0, 2.0]
+    assert space[ALPHA_KEY].categories == list(alpha_choices(df["label"], ["none", "inverse"]).values())
+    checked, n = check_search_space(space, df)
+    assert n == 4 and checked[ALPHA_KEY].categories == space[ALPHA_KEY].categories
+
+
+def test_check_search_space_writes_list_choices_as_strings(df):
+    w = class_weights(df["label"])
+    hp = {"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([w, None]), GAMMA_KEY: tune.uniform(0, 3)}
+    checked, n = check_search_space(hp, df)
+    assert checked[ALPHA_KEY].categories == [alpha_string(w), None] and n is None
+
+
+def test_balanced_data_tries_equal_weights_once():
+    balanced = pd.DataFrame({"image": ["a", "b", "c", "d"], "label": [0, 0, 1, 1]})
+    space = focal_search_space(balanced, gammas=[1])
+    assert space[ALPHA_KEY].categories == ["0.5,0.5"]
+
+
+def test_tuned_hyperparameters_recompute_weights_on_the_whole_training_set(df):
+    h = tuned_hyperparameters({"gamma": 2.0, "alpha_method": "sqrt", "alpha": "1,1,1,1"}, df)
+    assert h["optim.focal_loss.gamma"] == 2.0
+    assert h["optim.focal_loss.alpha"] == pytest.approx(class_weights(df["label"], method="sqrt"), rel=1e-5)
+
+
+# ---------------------------------------------------------------- bad input: clear errors before Ray starts
+
+W4 = "0.25,0.25,0.25,0.25"
+
+
+@pytest.mark.parametrize("hp, exc, message", [
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: 1.0}, ValueError, "searches nothing"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([])}, ValueError, "no values"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, "two"])}, TypeError, "choice 1"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, -0.5])}, ValueError, ">= 0"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.uniform(-1, 2)}, ValueError, "lower bound"),
+    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice(["0.5,0.5"])}, ValueError, "4 classes"),
+    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice(["0.5;0.5"])}, ValueError, "AutoMM can read"),
+    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([{0: 1, 1: 1, 2: 1, 3: 1}])}, TypeError, "class order"),
+    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([pd.Series([1.0] * 4)])}, TypeError, "class order"),
+    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.uniform(0, 1)}, TypeError, "tune.choice"),
+    ({ALPHA_KEY: tune.choice([W4])}, ValueError, "optim.loss_func"),
+    ({"optim.loss_func": tune.choice(["focal_loss", "ce"]), GAMMA_KEY: 1.0}, ValueError, "searches optim.loss_func"),
+    ([1, 2], TypeError, "dict"),
+])
+def test_check_search_space_errors(df, hp, exc, message):
+    with pytest.raises(exc, match=message):
+        check_search_space(hp, df)
+
+
+def test_alpha_in_another_class_order_is_refused(df):
+    wrong = alpha_string(class_weights(df["label"], classes=[3, 2, 1, 0]))
+    hp = {"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([wrong])}
+    with pytest.raises(ValueError, match="wrong classes"):
+        check_search_space(hp, df, classes=[3, 2, 1, 0])
+
+
+def test_pos_label_needs_the_class_order(df):
+    hp = {"optim.loss_func": "focal_loss", "data.pos_label": 1, ALPHA_KEY: tune.choice([W4])}
+    with pytest.raises(ValueError, match="pos_label"):
+        check_search_space(hp, df)
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    ({"gammas": []}, ValueError, "empty search space"),
+    ({"gammas": "0,1"}, TypeError, "gammas must be a list"),
+    ({"gammas": [0, "x"]}, TypeError, r"gammas\[1\]"),
+    ({"gammas": [0, -1]}, ValueError, r"gammas\[1\]"),
+    ({"gammas": [1, 1]}, ValueError, "duplicates"),
+    ({"alpha_methods": []}, ValueError, "empty search space"),
+    ({"alpha_methods": ["inverse", "log"]}, ValueError, "log"),
+    ({"hyperparameters": {"optim.loss_func": "focal_loss"}}, ValueError, "loss settings"),
+    ({"label": "y"}, ValueError, "no label column"),
+])
+def test_focal_search_space_errors(df, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        focal_search_space(df, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    ({"num_trials": 5}, ValueError, "more than the 4 combinations"),
+    ({"num_trials": 0}, ValueError, "num_trials"),
+    ({"num_trials": 2, "time_limit": MIN_TRIAL_SECONDS - 1}, ValueError, "one trial"),
+    ({"num_trials": 2, "time_limit": "60"}, TypeError, "time_limit"),
+    ({"num_trials": 2, "searcher": "grid"}, ValueError, "searcher"),
+    ({"num_trials": 2, "scheduler": "PBT"}, ValueError, "scheduler"),
+    ({"num_trials": 2, "eval_metric": "balanced_accuracy"}, ValueError, "eval_metric"),
+    ({"num_trials": 2, "resources_per_trial": {"gpus": 1}}, ValueError, "resources_per_trial"),
+])
+def test_tune_focal_errors_before_ray_starts(df, space, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        tune_focal(df, df, space, **kwargs)
+
+
+def test_tuning_data_with_unknown_labels(df, space):
+    with pytest.raises(ValueError, match="tuning_data has labels"):
+        tune_focal(df, df.assign(label=df["label"] + 1), space, num_trials=2)
+
+
+def test_short_time_limit_warns_before_ray_starts(df, space):
+    with pytest.warns(UserWarning, match="before every trial"):
+        with pytest.raises(ValueError, match="resources_per_trial"):  # stops right after the warning
+            tune_focal(df, df, space, num_trials=4, time_limit=MIN_TRIAL_SECONDS * 2, resources_per_trial={"x": 1})
+
+
+# ---------------------------------------------------------------- the verdict
+
+def test_tuning_verdict_counts_seeds():
+    runs = pd.DataFrame({"recipe": ["tuned focal"] * 3 + ["cross-entropy"] * 3, "seed": [0, 1, 2] * 2,
+                         "balanced_accuracy": [0.9, 0.8, 0.7, 0.85, 0.8, 0.6],
+                         "macro_f1": [0.5, 0.5, 0.5, 0.6, 0.6, 0.6],
+                         "rare_class_recall": [0.5, 0.6, 0.4, 0.5, 0.7, 0.3]})
+    v = tuning_verdict(runs)
+    assert v.loc["balanced_accuracy", ["ahead", "behind", "level"]].tolist() == [2, 0, 1]
+    assert v.loc["balanced_accuracy", "verdict"] == "better"
+    assert v.loc["macro_f1", "verdict"] == "worse"
+    assert v.loc["rare_class_recall", "verdict"] == "no clear difference"
+    assert v.loc["macro_f1", "difference"] == pytest.approx(-0.1)
+
+
+# ---------------------------------------------------------------- a real search: 2 trials, 1 epoch, offline
+
+def test_two_trial_search_offline(capsys):
+    from sklearn.model_selection import train_test_split
+
+    from focal_tutorial.automm import profile_hyperparameters
+    from focal_tutorial.data import offline_backbone, offline_dataset
+
+    before = ray_pids()  # Ray daemons of other programs on this machine, if any
+    train_df, _ = offline_dataset()
+    base = {**profile_hyperparameters("offline", gpu=False), "optim.max_epochs": 1,
+            "model.timm_image.checkpoint_name": offline_backbone(epochs=1)}
+    fit_df, val_df = train_test_split(train_df, test_size=0.3, stratify=train_df["label"], random_state=0)
+    space = focal_search_space(fit_df, gammas=[0, 2], alpha_methods=["none", "inverse"], hyperparameters=base)
+    result = tune_focal(fit_df, val_df, space, num_trials=2, seed=0)
+
+    t = result.trials
+    assert len(t) == 2 and t["trial"].tolist() == [1, 2]
+    assert {"gamma", "alpha_method", "alpha", "score", "epochs", "status", "chosen"} <= set(t.columns)
+    assert len(set(zip(t["gamma"], t["alpha_method"]))) == 2  # no setting tried twice
+    assert set(t["gamma"]) <= {0.0, 2.0} and set(t["alpha_method"]) <= {"none", "inverse"}
+    strings = alpha_choices(fit_df["label"], ["none", "inverse"])
+    assert all(strings[m] == a for m, a in zip(t["alpha_method"], t["alpha"]))
+    assert (t["status"] == "done").all() and (t["epochs"] == 1).all()
+    assert t["score"].between(0, 1).all()
+    assert t["chosen"].sum() == 1
+    pick = t[t["chosen"]].iloc[0]
+    assert pick["score"] == t["score"].max() and result.best["gamma"] == pick["gamma"]
+    assert result.metric == "val_f1_macro" and result.path is None
+    assert result.hyperparameters[GAMMA_KEY] == pick["gamma"]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trial ")]
+    assert [line.split(":")[0] for line in lines] == ["trial 1/2", "trial 2/2"]
+    assert not ray.is_initialized()
+    assert ray_processes(before) == []
