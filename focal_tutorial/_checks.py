@@ -133,12 +133,13 @@ def check_choice(
     name: str,  # the argument's name
     value,  # the value to check
     choices: tuple,  # the allowed strings
+    hint: str = "",  # what the choices mean, if their names do not say it
 ) -> str:  # `value`
     "`value`, after checking it is one of the strings `choices`."
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {', '.join(map(repr, choices))}, got {_got(value)}.")
+        raise TypeError(f"{name} must be one of {', '.join(map(repr, choices))}, got {_got(value)}{_hint(hint)}.")
     if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}.")
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}{_hint(hint)}.")
     return value
 
 # %% ../nbs/00_checks.ipynb #d5308018

@@ -10,22 +10,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._checks import (_few, _py, check_choice, check_classes, check_factor, check_number, check_seed,
-                                    label_series, sorted_classes)
+from ._checks import (
+    _few, _py, check_choice, check_classes, check_factor, check_number, check_seed, label_series, sorted_classes)
 
 # %% auto #0
 __all__ = ['WEIGHT_METHODS', 'class_weights', 'make_imbalanced']
-
-# %% ../nbs/00_core.ipynb #d6c3cb9e
-# Transitional: focal_tutorial.data and focal_tutorial.losses imported these from core; they now live in _checks.
-from ._checks import check_gamma as _check_gamma, check_int
-
-
-def _check_int(name, value, low=1, hint=""):
-    try:
-        return check_int(name, value, low=low, hint=hint.removeprefix("; "))
-    except TypeError as e:
-        raise ValueError(str(e)) from None
 
 # %% ../nbs/00_core.ipynb #bd23daec
 WEIGHT_METHODS = ("inverse", "sqrt", "effective")
@@ -67,10 +56,10 @@ def class_weights(
 def make_imbalanced(
     df: pd.DataFrame,  # one row per sample
     label: str = "label",  # the column holding the class
-    ratio: float = 1 / 3,  # the k-th class (in sorted order, from 0) keeps int(n_k * ratio**k) rows
+    factor: float = 1 / 3,  # the k-th class (in sorted order, from 0) keeps int(n_k * factor**k) rows
     seed: int = 0,  # which rows are kept; same seed, same rows
 ) -> pd.DataFrame:  # a copy of the kept rows, in their original order and with their original index
-    "Downsample `df` so that class k (sorted order) keeps `int(n_k * ratio**k)` rows: a geometric imbalance."
+    "Downsample `df` so that class k (sorted order) keeps `int(n_k * factor**k)` rows: a geometric imbalance."
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}.")
     if label not in df.columns:
@@ -79,21 +68,21 @@ def make_imbalanced(
     if (df.columns == label).sum() > 1:
         raise ValueError(f"df has {int((df.columns == label).sum())} columns named {label!r}, so the label column "
                          "is ambiguous; drop or rename the extra ones, e.g. `df.loc[:, ~df.columns.duplicated()]`.")
-    ratio, seed = check_factor(ratio, "ratio"), check_seed(seed)
+    factor, seed = check_factor(factor), check_seed(seed)
     codes, uniques = pd.factorize(label_series(df[label], f"df[{label!r}]"))
     classes = sorted_classes(uniques)
     position = {c: k for k, c in enumerate(classes)}
     k_of_row = np.array([position[_py(u)] for u in uniques], dtype=np.int64)[codes]  # each row's class, sorted order
     order = np.argsort(k_of_row, kind="stable")
     rows = np.split(order, np.cumsum(np.bincount(k_of_row, minlength=len(classes)))[:-1])
-    n_keep = [int(len(idx) * ratio**k) for k, idx in enumerate(rows)]
+    n_keep = [int(len(idx) * factor**k) for k, idx in enumerate(rows)]
     if 0 in n_keep:
         k = n_keep.index(0)
-        # the smallest ratio (rounded up to 3 decimals) that leaves every class at least one row; class 0 keeps all
-        # its rows whatever the ratio, so it sets no bound
+        # the smallest factor (rounded up to 3 decimals) that leaves every class at least one row; class 0 keeps all
+        # its rows whatever the factor, so it sets no bound
         need = max(math.ceil(1000 * (1 / len(idx)) ** (1 / j)) / 1000 for j, idx in enumerate(rows) if j > 0)
         raise ValueError(f"class {classes[k]!r} (number {k} in sorted order, {len(rows[k])} rows) would keep 0 rows "
-                         f"with ratio={ratio:.4g}; use ratio >= {need:g}, or fewer classes.")
+                         f"with factor={factor:.4g}; use factor >= {need:g}, or fewer classes.")
     rng = np.random.default_rng(seed)
     keep = [rng.choice(idx, size=n, replace=False) for idx, n in zip(rows, n_keep)]
     return df.iloc[np.sort(np.concatenate(keep))].copy()

@@ -5,6 +5,10 @@
 # %% ../nbs/04_evaluate.ipynb #ff963942
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import platform
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
@@ -13,10 +17,11 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from ._checks import _few, _py, check_classes, label_series, sorted_classes
+from ._checks import _few, _py, check_classes, check_int, label_series, sorted_classes
 
 # %% auto #0
-__all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'evaluate', 'summarize', 'paired_diff', 'plot_per_class_recall', 'plot_confusions']
+__all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'evaluate', 'summarize', 'paired_diff', 'plot_per_class_recall', 'plot_confusions',
+           'machine_info']
 
 # %% ../nbs/04_evaluate.ipynb #4050323e
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rare_class_recall")
@@ -79,6 +84,9 @@ def _check_runs(runs) -> None:
         raise TypeError(f"runs must be a DataFrame with one row per run, got {type(runs).__name__}.")
     if len(runs) == 0:
         raise ValueError("runs is empty: there is nothing to summarize.")
+    if runs.columns.duplicated().any():
+        raise ValueError(f"runs has duplicate columns {_few(runs.columns[runs.columns.duplicated()].unique())}; "
+                         "drop or rename them, e.g. `runs.loc[:, ~runs.columns.duplicated()]`.")
 
 
 def summarize(
@@ -90,21 +98,27 @@ def summarize(
     "Mean ± standard deviation of each metric per group of runs (e.g. per loss, over seeds)."
     _check_runs(runs)
     keys = _columns(runs, "by", by)
-    metrics = [m for m in SCALAR_METRICS if m in runs.columns] if metrics is None else list(metrics)
-    if not metrics:
-        raise ValueError(f"runs has none of the metric columns {list(SCALAR_METRICS)}; pass metrics=[...].")
-    missing = [m for m in metrics if m not in runs.columns]
-    if missing:
-        raise ValueError(f"metrics {missing} are not columns of runs {list(runs.columns)}.")
+    digits = check_int("digits", digits, low=0, hint="the decimals shown, e.g. digits=3")
+    if metrics is None:
+        metrics = [m for m in SCALAR_METRICS if m in runs.columns]
+        if not metrics:
+            raise ValueError(f"runs has none of the metric columns {list(SCALAR_METRICS)}; pass metrics=[...].")
+    else:
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        missing = [m for m in metrics if m not in runs.columns]
+        if missing:
+            raise ValueError(f"metrics {missing} are not columns of runs {list(runs.columns)}.")
     bad = [m for m in metrics if not pd.api.types.is_numeric_dtype(runs[m])]
     if bad:
         raise ValueError(f"metric columns {bad} are not numeric.")
-    stats = runs.groupby(keys, sort=False)[metrics].agg(["mean", "std", "count"])
+    # dropna=False: a run whose `by` value is missing (None, NaN) is a group of its own, not dropped
+    stats = runs.groupby(keys, sort=False, dropna=False)[metrics].agg(["mean", "std", "count"])
     rows = []
-    for group in stats.index:
+    for group, row in stats.iterrows():
         for m in metrics:
-            mean, std, n = stats.loc[group, (m, "mean")], stats.loc[group, (m, "std")], int(stats.loc[group, (m, "count")])
-            text = f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f} (1 run)"
+            mean, std, n = row[(m, "mean")], row[(m, "std")], int(row[(m, "count")])
+            text = (f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f} (1 run)" if n == 1
+                    else "no value")
             rows.append({**dict(zip(keys, group if len(keys) > 1 else (group,))), "metric": m, "mean": mean,
                          "std": std, "n": n, "mean ± std": text})
     return pd.DataFrame(rows).set_index([*keys, "metric"])
@@ -113,17 +127,23 @@ def summarize(
 EQUAL_WITHIN = 1e-9  # |difference| up to this counts as equal: floating-point rounding, not a different score
 
 
+def _selects(col: pd.Series, value) -> np.ndarray:
+    "The rows of `col` equal to `value`; a missing `value` (None, NaN) selects the missing rows."
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return (col.isna() if missing else col == value).to_numpy(dtype=bool)
+
+
 def paired_diff(
     runs: pd.DataFrame,  # one row per run: the `by` and `pair_on` columns and the metric
     metric: str,  # the metric column compared
     by: str | list = "loss",  # the column(s) naming what is compared; one row of the result per group
     baseline=None,  # the reference: a value of `by` (one column), or a dict {column: value} that selects its runs
     pair_on: str | list = "seed",  # the column(s) that pair a run with its baseline run (same seed, same split)
-) -> pd.DataFrame:  # index `by`; columns mean, std, n, better, worse, equal (of metric - baseline's metric)
+) -> pd.DataFrame:  # index `by`; columns mean, std, n, better, worse, equal, undefined (of metric - baseline's)
     "Each run's metric minus its paired baseline run's (same `pair_on`), summarised per group: mean, std, seeds better/worse/equal."
     _check_runs(runs)
     keys, pairs = _columns(runs, "by", by), _columns(runs, "pair_on", pair_on)
-    if metric not in runs.columns or not pd.api.types.is_numeric_dtype(runs[metric]):
+    if not isinstance(metric, str) or metric not in runs.columns or not pd.api.types.is_numeric_dtype(runs[metric]):
         raise ValueError(f"metric {metric!r} is not a numeric column of runs {list(runs.columns)}.")
     if baseline is None:
         raise ValueError(f"pass baseline=, the reference runs: a value of {keys[0]!r} such as "
@@ -133,21 +153,22 @@ def paired_diff(
             raise ValueError(f"by has several columns {keys}: pass baseline as a dict {{column: value}}.")
         baseline = {keys[0]: baseline}
     _columns(runs, "baseline", list(baseline))
-    picked = np.logical_and.reduce([runs[c] == v for c, v in baseline.items()])
-    base = runs[picked]
+    base = runs[np.logical_and.reduce([_selects(runs[c], v) for c, v in baseline.items()])]
     if base.empty:
         raise ValueError(f"runs hold no baseline run ({baseline}); include the baseline in the runs.")
     if base.duplicated(pairs).any():
         raise ValueError(f"several baseline runs share the same {pairs}; each pair needs exactly one.")
-    d = runs.join(base.set_index(pairs)[metric].rename("_base"), on=pairs)
-    if d["_base"].isna().any():
-        lone = d.loc[d["_base"].isna(), pairs].drop_duplicates().to_dict("records")
-        raise ValueError(f"no baseline run for {lone}; run the baseline for every {pairs} as well.")
-    delta = (d[metric] - d["_base"]).groupby([d[k] for k in keys], sort=False)
+    partner = pd.MultiIndex.from_frame(base[pairs]).get_indexer(pd.MultiIndex.from_frame(runs[pairs]))
+    if (partner < 0).any():  # a run with no baseline run (a baseline run whose metric is NaN is a partner)
+        lone = runs.loc[partner < 0, pairs].drop_duplicates().to_dict("records")
+        raise ValueError(f"no baseline run for {_few(lone)}; run the baseline for every {pairs} as well.")
+    diff = pd.Series(runs[metric].to_numpy(float) - base[metric].to_numpy(float)[partner], index=runs.index)
+    delta = diff.groupby([runs[k] for k in keys], sort=False, dropna=False)
     return pd.DataFrame({"mean": delta.mean(), "std": delta.std(), "n": delta.size(),
                          "better": delta.agg(lambda x: int((x > EQUAL_WITHIN).sum())),
                          "worse": delta.agg(lambda x: int((x < -EQUAL_WITHIN).sum())),
-                         "equal": delta.agg(lambda x: int((x.abs() <= EQUAL_WITHIN).sum()))})
+                         "equal": delta.agg(lambda x: int((x.abs() <= EQUAL_WITHIN).sum())),
+                         "undefined": delta.agg(lambda x: int(x.isna().sum()))})
 
 # %% ../nbs/04_evaluate.ipynb #fb57f32b
 def plot_per_class_recall(
@@ -205,3 +226,18 @@ def plot_confusions(
         ax.set(title=title, xlabel="predicted", ylabel="true")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/04_evaluate.ipynb #4cb1a36d
+def machine_info() -> dict:  # cpu, cores, python, and torch and torch_threads if torch is installed
+    "The machine behind a timing: CPU model, usable cores, Python and torch versions, torch's threads."
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": cpu, "cores": cores, "python": platform.python_version()}
+    try:
+        import torch  # here, not at the top: `import focal_tutorial.evaluate` stays free of torch
+    except ImportError:
+        return info
+    return info | {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}

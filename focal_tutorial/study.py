@@ -8,10 +8,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import numbers
-import os
-import platform
-import time
+import threading
+from collections import Counter
 from fractions import Fraction
 
 import matplotlib.pyplot as plt
@@ -21,17 +19,17 @@ import seaborn as sns
 import torch
 from joblib import Parallel, delayed
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from ._checks import check_gamma, check_int
+from ._checks import check_choice, check_gamma, check_int, check_number, check_seed
 from .core import WEIGHT_METHODS, class_weights
-from .data import DIGIT_CLASSES, _torch_threads, digits_split
-from .evaluate import evaluate, paired_diff, summarize
+from .data import DIGIT_CLASSES, digits_split
+from .evaluate import evaluate, machine_info, paired_diff, summarize
 from .losses import FocalLoss
 
 # %% auto #0
-__all__ = ['GAMMAS', 'ALPHAS', 'RATIOS', 'METRICS', 'step_ratio', 'ratio_label', 'SmallCNN', 'fit_cnn', 'predict', 'sweep',
-           'run_config', 'summary_table', 'vs_baseline', 'plot_heatmaps', 'plot_vs_ratio', 'machine_info']
+__all__ = ['GAMMAS', 'ALPHAS', 'RATIOS', 'METRICS', 'step_factor', 'ratio_label', 'SmallCNN', 'fit_cnn', 'predict', 'sweep',
+           'run_config', 'summary_table', 'vs_baseline', 'plot_heatmaps']
 
 # %% ../nbs/06_study.ipynb #dc85422a
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # focusing parameters swept; 0 is cross-entropy
@@ -40,24 +38,20 @@ RATIOS = (1.0, 1 / 3, 1 / 10)  # imbalance ratios n_rarest / n_largest; 1 is bal
 METRICS = ("balanced_accuracy", "macro_f1", "rare_class_recall")  # `evaluate`'s names; on the balanced test set
 
 
-def _check_ratio(ratio) -> float:
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be a number in (0, 1] (n_rarest / n_largest; 1 is balanced), got {ratio!r}; "
-                         "e.g. 1/3 or 1/10.")
-    return float(ratio)
+def _check_ratio(ratio, name: str = "ratio") -> float:
+    return check_number(name, ratio, low=0, low_open=True, high=1,
+                        hint="the imbalance ratio n_rarest / n_largest: 1 is balanced, e.g. 1/3 or 1/10")
 
 
-def step_ratio(
+def step_factor(
     ratio: float,  # imbalance ratio n_rarest / n_largest, in (0, 1]
     n_classes: int = len(DIGIT_CLASSES),  # number of classes (>= 2)
-) -> float:  # the per-class factor r of `make_imbalanced` / `digits_split`: class k keeps n_k * r**k
+) -> float:  # the per-class `factor` of `make_imbalanced` / `digits_split`: class k keeps n_k * factor**k
     "The per-class factor that makes the rarest of `n_classes` classes keep `ratio` times the largest's images."
-    ratio = _check_ratio(ratio)
-    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
-        raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}.")
-    r = ratio ** (1 / (n_classes - 1))
-    simple = float(Fraction(r).limit_denominator(1000))  # 1/27 -> exactly 1/3, not 0.33333333333333326
-    return simple if abs(simple - r) < 1e-12 else r
+    ratio, n_classes = _check_ratio(ratio), check_int("n_classes", n_classes, low=2)
+    f = ratio ** (1 / (n_classes - 1))
+    simple = float(Fraction(f).limit_denominator(1000))  # 1/27 -> exactly 1/3, not 0.33333333333333326
+    return simple if abs(simple - f) < 1e-12 else f
 
 
 def ratio_label(ratio: float) -> str:
@@ -77,9 +71,43 @@ class SmallCNN(nn.Sequential):
 
 
 def _check_recipe(epochs, lr, batch_size, width) -> None:
-    check_int("epochs", epochs, low=1), check_int("batch_size", batch_size, low=1), check_int("width", width, low=1)
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}; 1e-2 is the default.")
+    check_int("epochs", epochs, low=1, hint="e.g. epochs=20"), check_int("width", width, low=1, hint="8 is the default")
+    check_int("batch_size", batch_size, low=1, hint="64 is the default")
+    check_number("lr", lr, low=0, low_open=True, hint="1e-2 is the default")
+
+
+_threads = threading.local()  # this thread's settings to restore, innermost last
+_threads_lock, _threads_users, _threads_saved = threading.Lock(), 0, None
+
+
+@contextlib.contextmanager
+def _one_thread():
+    "Run torch on one thread inside the block; afterwards each thread, and the process, gets its own setting back."
+    global _threads_users, _threads_saved
+    with _threads_lock:  # the setting before the first of overlapping blocks is the process's one
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+        _threads_users += 1
+    stack = _threads.__dict__.setdefault("stack", [])
+    stack.append(torch.get_num_threads())  # torch's count is partly per thread (OpenMP): set and restore it here
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        mine = stack.pop()
+        with _threads_lock:
+            _threads_users -= 1
+            torch.set_num_threads(_threads_saved if _threads_users == 0 else mine)
+
+
+def _init(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    "PyTorch's default initialisation of every convolution and linear layer, drawn from `generator`."
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):  # as their reset_parameters(), with our generator
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(m.weight[0].numel())  # 1 / sqrt(fan_in)
+            nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+    return model
 
 
 def fit_cnn(
@@ -95,16 +123,18 @@ def fit_cnn(
 ) -> SmallCNN:  # the trained model, in eval mode
     "Train a `SmallCNN` with Adam on shuffled minibatches: seeded, on one thread, the same recipe for any loss."
     _check_recipe(epochs, lr, batch_size, width)
+    seed = check_seed(seed)
     X, y = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
     if X.ndim != 4 or tuple(X.shape[1:]) != (1, 8, 8) or y.ndim != 1 or len(X) != len(y):
         raise ValueError(f"X must be (n, 1, 8, 8) (SmallCNN's linear layer fits 8×8 single-channel images, as "
                          f"`digits_split` returns them) with one label per image, got X {tuple(X.shape)} and "
                          f"y {tuple(y.shape)}.")
-    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    n_classes = int(y.max()) + 1 if n_classes is None else check_int("n_classes", n_classes, low=2)
     loss = FocalLoss(gamma=0.0) if loss is None else loss
-    with _torch_threads(1):  # one thread: deterministic reductions, no oversubscription
-        torch.manual_seed(seed)
+    with torch.device("meta"):  # built without drawing from torch's global generator: the caller's is untouched
         model = SmallCNN(n_classes, width)
+    model = _init(model.to_empty(device="cpu"), torch.Generator().manual_seed(seed))
+    with _one_thread():  # one thread: deterministic reductions, no oversubscription
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         order = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
@@ -117,7 +147,7 @@ def fit_cnn(
 
 def predict(model: nn.Module, X: np.ndarray) -> np.ndarray:
     "Class indices predicted by `model` for images `X`."
-    with _torch_threads(1), torch.no_grad():
+    with _one_thread(), torch.no_grad():
         return model(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
 
 # %% ../nbs/06_study.ipynb #34ea1ccb
@@ -129,7 +159,7 @@ def _class_indices(y, classes) -> np.ndarray:
 def _smallest_ratio(classes, seed) -> float:
     "The smallest imbalance ratio (rounded up to 3 significant digits) that leaves every class a training image."
     n = np.bincount(digits_split(1.0, seed=seed, classes=classes)[1], minlength=10)[list(classes)]
-    # class k keeps int(n_k * step**k) images, step = ratio**(1/(C-1)): it needs ratio >= (1/n_k)**((C-1)/k)
+    # class k keeps int(n_k * factor**k) images, factor = ratio**(1/(C-1)): it needs ratio >= (1/n_k)**((C-1)/k)
     x = max((1 / n[k]) ** ((len(n) - 1) / k) for k in range(1, len(n)))
     unit = 10.0 ** (math.floor(math.log10(x)) - 2)
     return round(math.ceil(x / unit) * unit, 12)
@@ -139,7 +169,7 @@ def _split(ratio, seed, classes):
     "`digits_split` for an imbalance ratio n_rarest / n_largest, with labels as class indices."
     classes = tuple(sorted(classes))
     try:
-        Xtr, ytr, Xte, yte = digits_split(step_ratio(ratio, len(classes)), seed=seed, classes=classes)
+        Xtr, ytr, Xte, yte = digits_split(step_factor(ratio, len(classes)), seed=seed, classes=classes)
     except ValueError:
         need = _smallest_ratio(classes, seed)  # raises digits_split's own error if classes or seed are bad
         if ratio >= need:
@@ -161,45 +191,29 @@ def _scores(y_true, y_pred, n_classes) -> dict:
 
 def _run(data, gamma, alpha, ratio, seed, recipe) -> dict:
     Xtr, ytr, Xte, yte, classes = data
-    t0 = time.perf_counter()
     model = fit_cnn(Xtr, ytr, FocalLoss(_alpha(alpha, ytr, len(classes)), gamma), n_classes=len(classes),
                     seed=seed, **recipe)
     scores = _scores(yte, predict(model, Xte), len(classes))
-    return {"ratio": ratio, "gamma": gamma, "alpha": alpha, "seed": seed, "step_ratio": step_ratio(ratio, len(classes)),
-            "n_train": len(ytr), "n_rarest": int((ytr == len(classes) - 1).sum()), **scores,
-            "seconds": time.perf_counter() - t0}
+    return {"ratio": ratio, "gamma": gamma, "alpha": alpha, "seed": seed, "factor": step_factor(ratio, len(classes)),
+            "n_train": len(ytr), "n_rarest": int((ytr == len(classes) - 1).sum()), **scores}
 
 # %% ../nbs/06_study.ipynb #8e65047c
-def _as_list(name, values, example) -> list:
+def _as_list(name, values, example, check) -> list:
+    "`values` as a list of `check(f'{name}[i]', value)`, after checking it is a non-empty list without duplicates."
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"{name} must be a list (or tuple, range), got {values!r}; e.g. {name}={example}.")
-    values = list(values)
+    values = [check(f"{name}[{i}]", v) for i, v in enumerate(values)]
     if not values:
         raise ValueError(f"{name} is empty; give at least one value, e.g. {name}={example}.")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{name} has duplicates: {values}; list each value once.")
+    dups = sorted((v for v, k in Counter(values).items() if k > 1), key=str)
+    if dups:
+        raise ValueError(f"{name} has duplicates {dups}; list each value once.")
     return values
 
 
-def _check_gammas(gammas) -> list[float]:
-    return [check_gamma(g, f"gammas[{i}]") for i, g in enumerate(_as_list("gammas", gammas, "[0, 2]"))]
-
-
-def _check_alphas(alphas) -> list[str]:
-    out = ["none" if a is None else a for a in _as_list("alphas", alphas, "['none', 'inverse']")]
-    bad = [a for a in out if a not in ALPHAS]
-    if bad:
-        raise ValueError(f"unknown alpha {bad[0]!r} in alphas; choose from {', '.join(map(repr, ALPHAS))} "
-                         "('none' = no class weights, the others are `class_weights` methods).")
-    return out
-
-
-def _check_seeds(seeds) -> list[int]:
-    out = _as_list("seeds", seeds, "range(5)")
-    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0]
-    if bad:
-        raise ValueError(f"seeds must be non-negative ints, got {bad[0]!r} in seeds; e.g. seeds=range(5).")
-    return [int(s) for s in out]
+def _alpha_name(name, a) -> str:
+    return check_choice(name, "none" if a is None else a, ALPHAS,
+                        hint="'none' = no class weights, the others are `class_weights` methods")
 
 
 def sweep(
@@ -210,22 +224,24 @@ def sweep(
     classes=DIGIT_CLASSES,  # the digits of the task
     epochs: int = 20, lr: float = 1e-2, batch_size: int = 64, width: int = 8,  # the `fit_cnn` recipe, shared by all runs
     n_jobs: int = 1,  # worker processes (joblib); each run uses one thread, so the numbers do not depend on this
-    progress: bool | float = True,  # tqdm progress bar: True, False, or the seconds between its updates (True: 1)
-) -> pd.DataFrame:  # one row per run: ratio, gamma, alpha, seed, step_ratio, n_train, n_rarest, METRICS, seconds
+    progress: bool | float = False,  # tqdm progress bar: False, True, or the seconds between its updates (True: 1)
+) -> pd.DataFrame:  # one row per run: ratio, gamma, alpha, seed, factor, n_train, n_rarest and the METRICS
     "Train and score every (ratio, seed, alpha, gamma) combination; deterministic by seed."
-    gammas, alphas, seeds = _check_gammas(gammas), _check_alphas(alphas), _check_seeds(seeds)
-    ratios = [_check_ratio(r) for r in _as_list("ratios", ratios, "[1, 1/3, 1/10]")]
+    gammas = _as_list("gammas", gammas, "[0, 2]", lambda n, g: check_gamma(g, n))
+    alphas = _as_list("alphas", alphas, "['none', 'inverse']", _alpha_name)
+    ratios = _as_list("ratios", ratios, "[1, 1/3, 1/10]", lambda n, r: _check_ratio(r, n))
+    seeds = _as_list("seeds", seeds, "range(5)", lambda n, s: check_seed(s, n))
     _check_recipe(epochs, lr, batch_size, width)
     n_jobs = check_int("n_jobs", n_jobs, low=1)
-    if not isinstance(progress, numbers.Real) or (not isinstance(progress, bool) and not progress > 0):
-        raise ValueError(f"progress must be True, False or a number of seconds > 0, got {progress!r}.")
-    every = 1.0 if isinstance(progress, bool) else float(progress)
+    every = 1.0 if isinstance(progress, bool) else check_number(
+        "progress", progress, low=0, low_open=True, hint="True, False, or the seconds between updates of the bar")
     recipe = dict(epochs=epochs, lr=lr, batch_size=batch_size, width=width)
     splits = {(r, s): _split(r, s, classes) for r in ratios for s in seeds}  # fails here, before any training
     grid = list(itertools.product(ratios, seeds, alphas, gammas))
     tasks = (delayed(_run)(splits[r, s], g, a, r, s, recipe) for r, s, a, g in grid)
     rows = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)  # in grid order; n_jobs=1 runs in this process
-    return pd.DataFrame(list(tqdm(rows, total=len(grid), desc="runs", disable=progress is False, mininterval=every)))
+    return pd.DataFrame(list(tqdm(rows, total=len(grid), desc="runs", disable=progress is False, mininterval=every,
+                                  leave=False)))
 
 # %% ../nbs/06_study.ipynb #2aec3f3e
 def run_config(
@@ -235,10 +251,10 @@ def run_config(
     seed: int = 0,  # data split, initial weights and minibatch order
     classes=DIGIT_CLASSES,  # the digits of the task
     epochs: int = 20, lr: float = 1e-2, batch_size: int = 64, width: int = 8,  # the `fit_cnn` recipe
-) -> dict:  # the configuration, class counts, metrics and seconds of one run (one row of `sweep`)
+) -> dict:  # the configuration, class counts and metrics of one run (one row of `sweep`)
     "Train and score one configuration of the study."
     return sweep([gamma], [alpha], [ratio], [seed], classes=classes, epochs=epochs, lr=lr, batch_size=batch_size,
-                 width=width, progress=False).iloc[0].to_dict()
+                 width=width).iloc[0].to_dict()
 
 # %% ../nbs/06_study.ipynb #2e9db2ca
 def _ratio_order(runs) -> list[float]:
@@ -275,72 +291,42 @@ def vs_baseline(
 # %% ../nbs/06_study.ipynb #59c25138
 def plot_heatmaps(
     runs: pd.DataFrame,  # the output of `sweep`
-    metric: str = "balanced_accuracy",  # the metric shown
-    delta: bool = False,  # show the mean paired difference from the baseline instead of the mean
-    baseline=(0.0, "none"),  # (gamma, alpha) of the reference when delta=True
-    fmt: str = ".3f",  # number format of the annotations
+    metric: str = "rare_class_recall",  # the metric shown
+    delta: bool = True,  # show the mean paired difference from the baseline (True) or the mean itself (False)
+    baseline=(0.0, "none"),  # (gamma, alpha) of the reference when delta=True: cross-entropy without class weights
+    floor: float = 0.05,  # the smallest half-range of a panel's colour scale, so that noise stays pale
+    fmt: str | None = None,  # number format of the annotations; default "+.3f" for differences, ".3f" for means
+    ncols: int = 2,  # panels per row
 ):  # the matplotlib Figure
-    "One gamma × alpha heatmap of a metric's mean over seeds per imbalance ratio, on a shared colour scale."
+    "A gamma × alpha heatmap per imbalance ratio, each with its own colour scale: by default the paired difference from cross-entropy."
+    if metric not in runs.columns:
+        raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
+    floor, ncols = check_number("floor", floor, low=0, hint="0.05 is the default"), check_int("ncols", ncols, low=1)
     if delta:
         table = vs_baseline(runs, metric, baseline)["mean"].reset_index()
     else:
-        if metric not in runs.columns:
-            raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
         table = runs.groupby(["ratio", "alpha", "gamma"], sort=False)[metric].mean().rename("mean").reset_index()
+    fmt = fmt or ("+.3f" if delta else ".3f")
     ratios = _ratio_order(runs)
     alphas = [a for a in ALPHAS if a in set(runs["alpha"])]
-    lim = table["mean"].abs().max() or 1e-9
-    kw = dict(cmap="RdBu", center=0, vmin=-lim, vmax=lim) if delta else dict(
-        cmap="viridis", vmin=table["mean"].min(), vmax=table["mean"].max())
-    fig, axes = plt.subplots(1, len(ratios), figsize=(3.6 * len(ratios) + 1, 3.2), squeeze=False, sharey=True)
-    for ax, r in zip(axes[0], ratios):
+    ncols = min(ncols, len(ratios))
+    nrows = math.ceil(len(ratios) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.4 * nrows + 0.6), squeeze=False)
+    for ax, r in zip(axes.flat, ratios):
         grid = table[table["ratio"] == r].pivot(index="alpha", columns="gamma", values="mean").reindex(alphas)
         grid.columns = [f"{g:g}" for g in grid.columns]
-        sns.heatmap(grid, annot=True, fmt=fmt, ax=ax, cbar=ax is axes[0, -1], annot_kws={"size": 8}, **kw)
-        ax.set(title=f"ratio {ratio_label(r)}", xlabel="gamma", ylabel="alpha" if ax is axes[0, 0] else "")
-    what = f"{metric}: mean difference from gamma={baseline[0]:g}, alpha={baseline[1]}" if delta else f"{metric}: mean"
-    fig.suptitle(f"{what} over {runs['seed'].nunique()} seeds")
+        if delta:  # diverging, centred at 0: blue better than the baseline, red worse
+            lim = max(float(np.nanmax(np.abs(grid.to_numpy()))), floor)
+            kw = dict(cmap="RdBu", center=0, vmin=-lim, vmax=lim)
+        else:
+            kw = dict(cmap="viridis", vmin=np.nanmin(grid.to_numpy()), vmax=np.nanmax(grid.to_numpy()))
+        sns.heatmap(grid, annot=True, fmt=fmt, ax=ax, annot_kws={"size": 11}, cbar_kws={"shrink": 0.9}, **kw)
+        ax.set(title=f"ratio {ratio_label(r)}", xlabel="gamma", ylabel="alpha")
+        ax.tick_params(axis="y", rotation=0)
+    for ax in axes.flat[len(ratios):]:
+        ax.set_visible(False)
+    what = (f"{metric}: mean difference from gamma={baseline[0]:g}, alpha={baseline[1]}" if delta
+            else f"{metric}: mean")
+    fig.suptitle(f"{what} over {runs['seed'].nunique()} seeds (one colour scale per panel)")
     fig.tight_layout()
     return fig
-
-
-def plot_vs_ratio(
-    runs: pd.DataFrame,  # the output of `sweep`
-    metric: str = "rare_class_recall",  # the metric on the y axis
-    hue: str = "alpha",  # a line per value of this column: "alpha" or "gamma"
-    col: str = "gamma",  # a panel per value of this column: "gamma" or "alpha"
-    errorbar="se",  # seaborn's errorbar: "se" (standard error of the mean over seeds), "sd", ("ci", 95), None
-):  # the seaborn FacetGrid
-    "A metric's mean over seeds against the imbalance ratio (more imbalance to the right): a line per `hue`, a panel per `col`."
-    if metric not in runs.columns:
-        raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
-    if {hue, col} != {"alpha", "gamma"}:
-        raise ValueError(f"hue and col must be 'alpha' and 'gamma' (either way round), got hue={hue!r}, col={col!r}.")
-    ratios = _ratio_order(runs)
-    order = {"alpha": [a for a in ALPHAS if a in set(runs["alpha"])],
-             "gamma": [f"{g:g}" for g in sorted(runs["gamma"].unique())]}
-    data = runs.assign(gamma=runs["gamma"].map(lambda g: f"{g:g}"))
-    fg = sns.relplot(data=data, x="ratio", y=metric, hue=hue, hue_order=order[hue], col=col, col_order=order[col],
-                     kind="line", marker="o", errorbar=errorbar, palette="viridis" if hue == "gamma" else "deep",
-                     height=3, aspect=0.9)
-    for ax in fg.axes.flat:
-        ax.set_xscale("log")
-        ax.set_xticks(ratios, [ratio_label(r) for r in ratios])
-        ax.minorticks_off()
-        if len(ratios) > 1:
-            ax.set_xlim(max(ratios) * 1.3, min(ratios) / 1.3)  # balanced on the left, most imbalanced on the right
-    fg.set_titles(f"{col} = {{col_name}}")
-    fg.set_axis_labels("ratio (rarest / largest)", metric)
-    return fg
-
-# %% ../nbs/06_study.ipynb #95bd9baf
-def machine_info() -> dict:
-    "Where the numbers came from: platform, CPU, cores, torch threads and load average (for timing reports)."
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = tuple(round(x, 2) for x in os.getloadavg()) if hasattr(os, "getloadavg") else None
-    return {"platform": platform.platform(), "cpu": cpu, "cores": cores, "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "load_average_1_5_15min": load}

@@ -242,3 +242,124 @@ def test_plot_errors():
         plot_confusions({"mixed": [a["confusion"], c["confusion"]]})
     with pytest.raises(ValueError, match="square DataFrame"):
         plot_confusions({"bad": a["per_class"]})
+
+
+# --- issue 10, item 14: classes that do not occur, rare classes without a true sample ---------------------------------
+
+def test_a_listed_class_that_never_occurs_changes_no_metric():
+    y_true, y_pred = ["a"] * 6 + ["b"] * 2, ["a"] * 7 + ["b"]
+    r, listed = evaluate(y_true, y_pred), evaluate(y_true, y_pred, classes=["a", "b", "c"])
+    assert {k: listed[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")} == \
+        {k: r[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
+    c = listed["per_class"].set_index("class").loc["c"]
+    assert np.isnan(c["precision"]) and np.isnan(c["recall"]) and np.isnan(c["f1"]) and c["support"] == 0
+
+
+def test_rare_class_without_a_true_sample_has_undefined_recall():
+    assert np.isnan(evaluate([0, 0, 1], [0, 1, 1], classes=[0, 1, 2], rare_class=2)["rare_class_recall"])
+    assert np.isnan(evaluate([0, 0], [0, 1], rare_class=1)["rare_class_recall"])  # predicted but never true
+    assert evaluate([0, 1], [0, 0], rare_class=1)["rare_class_recall"] == 0.0  # true but never found: 0, defined
+
+
+@given(labels_st, st.randoms(use_true_random=False), st.integers(1, 3))
+@settings(max_examples=40, deadline=None)
+def test_extra_classes_never_change_the_scalar_metrics(y_true, rnd, extra):
+    y_pred = [rnd.choice([0, 1, 2, 3]) for _ in y_true]
+    base = evaluate(y_true, y_pred, classes=[0, 1, 2, 3])
+    more = evaluate(y_true, y_pred, classes=[0, 1, 2, 3] + [10 + k for k in range(extra)])
+    for k in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert more[k] == pytest.approx(base[k], abs=1e-15)
+
+
+def test_many_classes_in_linear_time():
+    import time
+    classes = list(range(3000))
+    t0 = time.perf_counter()
+    r = evaluate(classes, classes[::-1], classes=classes)
+    assert time.perf_counter() - t0 < 5.0  # the quadratic check alone took seconds here
+    assert r["accuracy"] == 0.0
+
+
+def test_tuple_and_categorical_labels():
+    r = evaluate([(0, "x"), (1, "y")], [(0, "x"), (0, "x")])
+    assert r["per_class"]["class"].tolist() == [(0, "x"), (1, "y")] and r["accuracy"] == 0.5
+    assert r["confusion"].loc[[(1, "y")], [(0, "x")]].to_numpy().tolist() == [[1]]
+    cat = pd.Series(pd.Categorical(["a", "b"], categories=["a", "b", "zz"]))
+    assert evaluate(cat, ["a", "a"])["per_class"]["class"].tolist() == ["a", "b"]  # "zz" is no class
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"classes": [[0], [1]]}, TypeError, "classes must hold hashable labels"),
+    ({"rare_class": [1]}, TypeError, "rare_class must hold hashable labels"),
+    ({"classes": 2}, TypeError, "classes must be a list of class labels"),
+])
+def test_unhashable_classes_get_our_messages(kwargs, error, message):
+    with pytest.raises(error) as e:
+        evaluate([0, 1], [0, 1], **kwargs)
+    assert message in str(e.value)
+
+
+# --- item 15: nothing dropped or miscounted in summaries ---------------------------------------------------------------
+
+def test_summarize_keeps_runs_whose_group_is_missing():
+    runs = pd.DataFrame({"alpha": ["inverse", None, None], "m": [0.5, 0.7, 0.9]})
+    s = summarize(runs, by="alpha", metrics=["m"])
+    assert s["n"].sum() == 3 and len(s) == 2
+    missing = s[s.index.get_level_values("alpha").isna()]
+    assert missing["mean"].iloc[0] == pytest.approx(0.8) and missing["n"].iloc[0] == 2
+
+
+def test_summarize_nan_metric_counts_only_values():
+    runs = pd.DataFrame({"loss": ["ce"] * 3, "m": [0.5, np.nan, np.nan]})
+    s = summarize(runs, metrics="m").loc[("ce", "m")]
+    assert s["n"] == 1 and s["mean ± std"] == "0.500 (1 run)"
+    assert summarize(runs.assign(m=np.nan), metrics="m").loc[("ce", "m"), "mean ± std"] == "no value"
+
+
+@pytest.mark.parametrize("digits, error", [(-1, ValueError), (1.5, TypeError), ("3", TypeError)])
+def test_summarize_digits_is_checked_by_name(digits, error):
+    with pytest.raises(error, match=r"^digits must be a non-negative int"):
+        summarize(runs_frame(), digits=digits)
+
+
+def test_summarize_duplicate_columns_are_named():
+    runs = pd.concat([runs_frame(), runs_frame()[["accuracy"]]], axis=1)
+    with pytest.raises(ValueError, match=r"runs has duplicate columns \['accuracy'\]"):
+        summarize(runs)
+
+
+def test_paired_diff_counts_nan_metrics_as_undefined():
+    runs = runs_frame()
+    runs.loc[4, "rare_class_recall"] = np.nan  # focal, seed 1
+    runs.loc[2, "rare_class_recall"] = np.nan  # ce (the baseline), seed 2: a baseline run whose metric is NaN
+    d = paired_diff(runs, "rare_class_recall", baseline="ce")
+    focal = d.loc["focal"]
+    assert focal[["n", "better", "worse", "equal", "undefined"]].tolist() == [3, 1, 0, 0, 2]
+    assert focal["mean"] == pytest.approx(1.0)  # seed 0 only: 1.0 - 0.0
+    assert (d[["better", "worse", "equal", "undefined"]].sum(axis=1) == d["n"]).all()
+
+
+def test_paired_diff_column_named_base_and_group_none():
+    runs = runs_frame().assign(_base=1.0)
+    pd.testing.assert_frame_equal(paired_diff(runs, "accuracy", baseline="ce"),
+                                  paired_diff(runs_frame(), "accuracy", baseline="ce"))
+    grid = pd.DataFrame({"alpha": [None, None, "w", "w"], "seed": [0, 1, 0, 1], "m": [0.5, 0.5, 0.75, 0.25]})
+    d = paired_diff(grid, "m", by="alpha", baseline=np.nan)  # NaN selects the missing group
+    assert d.loc["w", ["better", "worse"]].tolist() == [1, 1] and d["n"].sum() == 4
+
+
+@given(st.lists(st.one_of(st.floats(0, 1), st.just(float("nan"))), min_size=2, max_size=8),
+       st.lists(st.one_of(st.floats(0, 1), st.just(float("nan"))), min_size=2, max_size=8))
+@settings(max_examples=50, deadline=None)
+def test_paired_diff_counts_add_up_with_nans(a, b):
+    n = min(len(a), len(b))
+    runs = pd.DataFrame({"loss": ["x"] * n + ["y"] * n, "seed": list(range(n)) * 2, "m": a[:n] + b[:n]})
+    d = paired_diff(runs, "m", baseline="x").loc["y"]
+    assert d["better"] + d["worse"] + d["equal"] + d["undefined"] == n == d["n"]
+    assert d["undefined"] == sum(np.isnan(x) or np.isnan(y) for x, y in zip(a[:n], b[:n]))
+
+
+def test_machine_info_holds_nothing_that_changes_between_runs():
+    from focal_tutorial.evaluate import machine_info
+    info = machine_info()
+    assert set(info) <= {"cpu", "cores", "python", "torch", "torch_threads"} and info == machine_info()

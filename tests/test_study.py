@@ -1,15 +1,17 @@
 "Determinism, shape and argument checks of focal_tutorial.study, on small sweeps (seconds, not minutes)."
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import focal_tutorial.study as study
-from focal_tutorial.study import METRICS, fit_cnn, run_config, step_ratio, summary_table, sweep, vs_baseline
+from focal_tutorial.study import METRICS, fit_cnn, plot_heatmaps, predict, run_config, step_factor, summary_table, sweep, vs_baseline
 
 SMALL = dict(gammas=[0, 2], alphas=["none", "inverse"], ratios=[1 / 10], epochs=3, progress=False)
-COLUMNS = ["ratio", "gamma", "alpha", "seed", "step_ratio", "n_train", "n_rarest", *METRICS, "seconds"]
+COLUMNS = ["ratio", "gamma", "alpha", "seed", "factor", "n_train", "n_rarest", *METRICS]
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +20,7 @@ def small():
 
 
 def numbers(df):
-    "Everything but the wall-clock time, which is the one column allowed to change between runs."
-    return df.drop(columns="seconds").reset_index(drop=True)
+    return df.reset_index(drop=True)
 
 
 def test_rows_and_columns(small):
@@ -38,7 +39,6 @@ def test_same_seed_same_numbers(small):
 def test_a_run_does_not_depend_on_the_rest_of_the_sweep(small):
     row = run_config(gamma=2, alpha="inverse", ratio=1 / 10, seed=1, epochs=3)
     expected = small.query("gamma == 2 and alpha == 'inverse' and seed == 1").iloc[0].to_dict()
-    row.pop("seconds"), expected.pop("seconds")
     assert row == expected
 
 
@@ -58,22 +58,32 @@ def test_balanced_cross_entropy_beats_chance():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(alphas=["balanced"]), ValueError, "unknown alpha 'balanced'"),
+    (dict(alphas=["balanced"]), ValueError, r"unknown alphas\[0\] 'balanced'; choose one of 'none', 'inverse'"),
+    (dict(alphas=[["none"]]), TypeError, r"alphas\[0\] must be one of 'none'"),
     (dict(alphas="inverse"), TypeError, "alphas must be a list"),
     (dict(gammas=[2, -0.5]), ValueError, r"gammas\[1\] must be a finite number >= 0, got -0.5"),
     (dict(gammas=[float("nan")]), ValueError, r"gammas\[0\] must be a finite number >= 0"),
     (dict(gammas=2), TypeError, "gammas must be a list"),
-    (dict(ratios=[0]), ValueError, r"ratio must be a number in \(0, 1\]"),
-    (dict(ratios=[1.5]), ValueError, r"ratio must be a number in \(0, 1\]"),
+    (dict(ratios=[0]), ValueError, r"ratios\[0\] must be a finite number in \(0, 1\], got 0; the imbalance ratio"),
+    (dict(ratios=[1, 1.5]), ValueError, r"ratios\[1\] must be a finite number in \(0, 1\]"),
+    (dict(ratios=["1/3"]), TypeError, r"ratios\[0\] must be a finite number"),
     (dict(ratios=[1e-4]), ValueError, r"too extreme for classes \(0, 1, 2, 3\): a class would keep no training image; use ratio >= 0\.007\."),
     (dict(seeds=[]), ValueError, "seeds is empty"),
     (dict(gammas=[]), ValueError, "gammas is empty"),
-    (dict(seeds=[-1]), ValueError, "non-negative ints"),
-    (dict(gammas=[2, 2]), ValueError, "duplicates"),
+    (dict(seeds=[-1]), ValueError, r"seeds\[0\] must be an int in \[0, 4294967295\], got -1"),
+    (dict(seeds=[0, 2**64]), ValueError, r"seeds\[1\] must be an int in \[0, 4294967295\], got 18446744073709551616"),
+    (dict(seeds=[0.5]), TypeError, r"seeds\[0\] must be an int"),
+    (dict(seeds=[[0]]), TypeError, r"seeds\[0\] must be an int"),
+    (dict(gammas=[[0]]), TypeError, r"gammas\[0\] must be a finite number"),
+    (dict(gammas=[2, 2.0]), ValueError, r"gammas has duplicates \[2.0\]"),
     (dict(epochs=0), ValueError, "epochs must be a positive int"),
     (dict(lr=-1), ValueError, "lr must be a finite number > 0"),
+    (dict(lr=float("inf")), ValueError, "lr must be a finite number > 0"),
+    (dict(lr=True), TypeError, "lr must be a finite number > 0"),
+    (dict(batch_size=1.5), TypeError, "batch_size must be a positive int"),
     (dict(n_jobs=0), ValueError, "n_jobs must be a positive int"),
-    (dict(progress=0), ValueError, "progress must be True, False or a number"),
+    (dict(progress=0), ValueError, "progress must be a finite number > 0, got 0; True, False, or the seconds"),
+    (dict(progress="yes"), TypeError, "progress must be a finite number > 0"),
 ])
 def test_bad_arguments_fail_before_training(kwargs, error, match, monkeypatch):
     def no_training(*args, **kw):
@@ -83,11 +93,13 @@ def test_bad_arguments_fail_before_training(kwargs, error, match, monkeypatch):
         sweep(**{**SMALL, "seeds": [0], **kwargs})
 
 
-def test_step_ratio():
-    assert step_ratio(1) == 1 and step_ratio(1 / 27) == 1 / 3 and step_ratio(0.25, n_classes=2) == 0.25
-    assert step_ratio(1 / 10) ** 3 == pytest.approx(0.1, rel=1e-9)
-    with pytest.raises(ValueError, match="n_classes"):
-        step_ratio(0.5, n_classes=1)
+def test_step_factor():
+    assert step_factor(1) == 1 and step_factor(1 / 27) == 1 / 3 and step_factor(0.25, n_classes=2) == 0.25
+    assert step_factor(1 / 10) ** 3 == pytest.approx(0.1, rel=1e-9)
+    with pytest.raises(ValueError, match="n_classes must be an int >= 2"):
+        step_factor(0.5, n_classes=1)
+    with pytest.raises(ValueError, match=r"ratio must be a finite number in \(0, 1\]"):
+        step_factor(0)
 
 
 def test_summary_table_and_vs_baseline(small):
@@ -125,3 +137,76 @@ def test_vs_baseline_is_paired_diff(small):
                     pair_on=["ratio", "seed"])
     pd.testing.assert_frame_equal(d, e)
     assert d.loc[(0.1, "inverse", 0.0), "equal"] == 2
+
+
+# --- issue 10, item 12: no global state --------------------------------------------------------------------------------
+
+def tiny_data():
+    Xtr, ytr, _, _, _ = study._split(1.0, 0, (0, 1, 2, 3))
+    return Xtr[:64], ytr[:64]
+
+
+def test_fit_cnn_leaves_the_callers_random_state_alone():
+    X, y = tiny_data()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fit_cnn(X, y, seed=0, epochs=1)
+    assert torch.equal(torch.rand(3), expected)  # fit_cnn used to reset it to torch.manual_seed(seed)
+
+
+def test_fit_cnn_weights_are_pytorchs_default_initialisation_seeded():
+    "Same initial weights as `torch.manual_seed(seed)` then building the model: the published numbers stay valid."
+    X, y = tiny_data()
+    torch.manual_seed(5)
+    reference = study.SmallCNN(4, 8)
+    lr0 = fit_cnn(X, y, seed=5, epochs=1, lr=1e-12)  # a negligible step: the weights are the initial ones
+    for a, b in zip(reference.state_dict().values(), lr0.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-9)
+
+
+def test_concurrent_fits_are_deterministic_and_restore_the_thread_count():
+    X, y = tiny_data()
+    before = torch.get_num_threads()
+    expected = [fit_cnn(X, y, seed=s, epochs=2).state_dict() for s in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda s: fit_cnn(X, y, seed=s, epochs=2).state_dict(), range(4)))
+    for e, g in zip(expected, got):
+        assert all(torch.equal(e[k], g[k]) for k in e)
+    assert torch.get_num_threads() == before
+
+
+def test_overlapping_one_thread_blocks_restore_the_callers_setting():
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first, second = study._one_thread(), study._one_thread()
+        first.__enter__()
+        second.__enter__()
+        assert torch.get_num_threads() == 1
+        first.__exit__(None, None, None)  # the first ends while the second still runs: still one thread
+        assert torch.get_num_threads() == 1
+        second.__exit__(None, None, None)  # a save-and-restore pair would now leave the process on one thread
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(original)
+
+
+def test_predict_is_deterministic_and_one_thread_free():
+    X, y = tiny_data()
+    m = fit_cnn(X, y, seed=1, epochs=1)
+    assert np.array_equal(predict(m, X), predict(m, X))
+
+
+def test_plot_heatmaps_panels_and_scales(small):
+    import matplotlib.pyplot as plt
+    fig = plot_heatmaps(small, "rare_class_recall")
+    heat = [ax for ax in fig.axes if ax.get_title().startswith("ratio")]
+    assert [ax.get_title() for ax in heat] == ["ratio 1/10"]
+    cells = [float(t.get_text()) for t in heat[0].texts]
+    d = vs_baseline(small, "rare_class_recall")["mean"]
+    assert sorted(cells) == sorted(round(x, 3) for x in d)  # the annotations are the paired differences
+    mesh = heat[0].collections[0]
+    assert mesh.norm.vmin == -mesh.norm.vmax and mesh.norm.vmax >= 0.05  # centred at 0, at least the floor
+    assert all(t.get_fontsize() >= 10 for t in heat[0].texts)
+    plt.close("all")
