@@ -48,7 +48,7 @@ def test_check_number_open_and_closed_ends_and_huge_ints():
        st.booleans())
 def test_check_number_accepts_exactly_the_range(x, low, width, low_open, high_open):
     high = low + width
-    inside = (low < x < high) or (x == low and not low_open and x <= high) or (x == high and not high_open and x >= low)
+    inside = (x > low or (x == low and not low_open)) and (x < high or (x == high and not high_open))
     try:
         assert check_number("x", x, low=low, high=high, low_open=low_open, high_open=high_open) == x
         assert inside
