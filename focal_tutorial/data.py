@@ -48,9 +48,9 @@ def _load_digits():
     return d.images, d.target.astype(np.int64)
 
 
-def _check_split_args(ratio, seed, classes, test_per_class, counts) -> tuple:
+def _check_split_args(factor, seed, classes, test_per_class, counts) -> tuple:
     "Validate the split's arguments before any work; return the classes as a sorted tuple of ints."
-    check_factor(ratio, "ratio")
+    check_factor(factor, "factor")
     check_seed(seed)
     if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
         raise TypeError(f"classes must be a sequence of digits, got {classes!r}; e.g. (0, 1, 2, 3).")
@@ -69,28 +69,40 @@ def _check_split_args(ratio, seed, classes, test_per_class, counts) -> tuple:
     return tuple(sorted(int(c) for c in classes))
 
 
-def _split_indices(ratio, seed, classes, test_per_class):
+def _split_indices(factor, seed, classes, test_per_class):
     "Indices into `load_digits()` of the (imbalanced) training and (balanced) test set, and the labels."
     images, y = _load_digits()
-    classes = _check_split_args(ratio, seed, classes, test_per_class, np.bincount(y, minlength=10))
+    classes = _check_split_args(factor, seed, classes, test_per_class, np.bincount(y, minlength=10))
     rng = np.random.default_rng(seed)
     test, pool = [], []
     for c in classes:
         idx = rng.permutation(np.flatnonzero(y == c))
         test.append(idx[:test_per_class]); pool.append(idx[test_per_class:])
     pool = np.sort(np.concatenate(pool))
-    train = make_imbalanced(pd.DataFrame({"index": pool, "label": y[pool]}), "label", ratio, seed=seed)["index"]
+    train = make_imbalanced(pd.DataFrame({"index": pool, "label": y[pool]}), "label", factor, seed=seed)["index"]
     return np.sort(train.to_numpy()), np.sort(np.concatenate(test)), images, y
 
 # %% ../nbs/02_data.ipynb #9ae2cbe2
+def _renamed(factor, ratio):
+    "`factor`, or the value passed under its former name `ratio`, with a FutureWarning."
+    if ratio is None:
+        return factor
+    import warnings
+    warnings.warn("`ratio` is now called `factor` (class k keeps n_k * factor**k images): pass factor=.",
+                  FutureWarning, stacklevel=3)
+    return ratio
+
+
 def digits_split(
-    ratio: float = 1 / 3,  # imbalance of the training set: class k (sorted) keeps int(n_k * ratio**k); 1 = balanced
+    factor: float = 1 / 3,  # imbalance of the training set: class k (sorted) keeps int(n_k * factor**k); 1 = balanced
     seed: int = 0,  # which images go to the test set and which training images are kept
     classes=DIGIT_CLASSES,  # the digits that make up the task
     test_per_class: int = 40,  # size of the balanced test set, per class
+    *,
+    ratio=None,  # the former name of `factor` (accepted with a FutureWarning)
 ) -> tuple:  # X_train (n, 1, 8, 8) float32 in [0, 1], y_train int64, X_test, y_test
     "scikit-learn's digits as NumPy arrays: a balanced test set and a training set made imbalanced with `make_imbalanced`."
-    train, test, images, y = _split_indices(ratio, seed, classes, test_per_class)
+    train, test, images, y = _split_indices(_renamed(factor, ratio), seed, classes, test_per_class)
     X = (images / 16.0).astype(np.float32)[:, None]
     return X[train], y[train], X[test], y[test]
 
@@ -185,17 +197,19 @@ def _png_ok(path: Path, expected: bytes) -> bool:
 
 # %% ../nbs/02_data.ipynb #2cc4cd4b
 def offline_dataset(
-    ratio: float = 1 / 3,  # training-set imbalance, as in `digits_split`
+    factor: float = 1 / 3,  # training-set imbalance, as in `digits_split`
     seed: int = 0,  # the split's seed, as in `digits_split`
     cache_dir=None,  # where the PNG files go; default `default_cache_dir()`
     classes=DIGIT_CLASSES,  # the digits that make up the task
     test_per_class: int = 40,  # size of the balanced test set, per class
     image_size: int = 32,  # side of the square PNG files, upscaled from 8x8
     resample: str = "bilinear",  # PIL resampling filter for the upscaling: "nearest", "bilinear", "bicubic"
+    *,
+    ratio=None,  # the former name of `factor` (accepted with a FutureWarning)
 ) -> tuple:  # (train_df, test_df), columns `image` (absolute PNG path) and `label` (int)
     "The `digits_split` images as PNG files in a cache folder, and DataFrames like AutoGluon's shopee: `image` path + `label`."
     _check_image_args(image_size, resample)
-    train, test, images, y = _split_indices(ratio, seed, classes, test_per_class)
+    train, test, images, y = _split_indices(_renamed(factor, ratio), seed, classes, test_per_class)
     folder = _cache_dir(cache_dir) / "digits" / f"v{_PNG_VERSION}-{image_size}px-{resample}"
     _clean_stale(folder)
 
@@ -445,6 +459,7 @@ def shopee_dataset(
     timeout: float = 3.0,  # seconds for the connection check
 ) -> tuple:  # (train_df, test_df) with `image` (absolute paths) and `label`, as AutoGluon returns them
     "AutoGluon's shopee download (the data of AutoGluon's focal-loss tutorial); without internet a clear `ConnectionError` naming the offline profile."
+    timeout = check_number("timeout", timeout, low=0, low_open=True, hint="seconds, e.g. 3")
     download_dir = Path(download_dir).expanduser().resolve()
     have_zip = (download_dir / "file.zip").exists()
     if not have_zip and not has_internet(timeout=timeout):

@@ -53,20 +53,20 @@ def test_test_set_balanced(test_per_class):
     assert list(np.bincount(y_te, minlength=4)[list(DIGIT_CLASSES)]) == [test_per_class] * 4
 
 
-@pytest.mark.parametrize("ratio", [1, 0.5, 1 / 3, 0.2])
-def test_train_counts_match_make_imbalanced(ratio):
-    _, y_tr, _, _ = digits_split(ratio=ratio, seed=3)
-    expected = [int(n * ratio**k) for k, n in enumerate(_pool_counts())]
+@pytest.mark.parametrize("factor", [1, 0.5, 1 / 3, 0.2])
+def test_train_counts_match_make_imbalanced(factor):
+    _, y_tr, _, _ = digits_split(factor=factor, seed=3)
+    expected = [int(n * factor**k) for k, n in enumerate(_pool_counts())]
     assert list(np.bincount(y_tr, minlength=4)[list(DIGIT_CLASSES)]) == expected
 
 
 def test_ratio_one_is_balanced_pool():
-    _, y_tr, _, _ = digits_split(ratio=1)
+    _, y_tr, _, _ = digits_split(factor=1)
     assert list(np.bincount(y_tr)[list(DIGIT_CLASSES)]) == list(_pool_counts())
 
 
 def test_other_classes_and_order():
-    X_tr, y_tr, _, y_te = digits_split(classes=(9, 4, 7), ratio=0.5, test_per_class=20)
+    X_tr, y_tr, _, y_te = digits_split(classes=(9, 4, 7), factor=0.5, test_per_class=20)
     assert set(np.unique(y_te)) == {4, 7, 9}
     counts = np.bincount(y_tr, minlength=10)
     pool = _pool_counts((4, 7, 9), 20)  # sorted order: 4 keeps all, 7 half, 9 a quarter
@@ -89,14 +89,14 @@ def test_split_agrees_with_make_imbalanced():
     for c in DIGIT_CLASSES:
         pool.append(rng.permutation(np.flatnonzero(y == c))[40:])
     pool = np.sort(np.concatenate(pool))
-    expected = make_imbalanced(pd.DataFrame({"index": pool, "label": y[pool]}), ratio=0.5, seed=2)["index"]
+    expected = make_imbalanced(pd.DataFrame({"index": pool, "label": y[pool]}), factor=0.5, seed=2)["index"]
     assert np.array_equal(np.sort(expected.to_numpy()), train)
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(ratio=0), r"ratio must be a finite number in \(0, 1\]"),
-    (dict(ratio=1.01), r"ratio must be a finite number in \(0, 1\]"),
-    (dict(ratio="1/3"), r"ratio must be a finite number"),
+    (dict(factor=0), r"factor must be a finite number in \(0, 1\]"),
+    (dict(factor=1.01), r"factor must be a finite number in \(0, 1\]"),
+    (dict(factor="1/3"), r"factor must be a finite number"),
     (dict(seed=-1), "seed must be an int in"),
     (dict(classes=(0, 1, 12)), "digits 0-9"),
     (dict(classes=(0, 0, 1)), "duplicates"),
@@ -104,7 +104,7 @@ def test_split_agrees_with_make_imbalanced():
     (dict(classes="0123"), "sequence of digits"),
     (dict(test_per_class=0), "test_per_class must be a positive int"),
     (dict(test_per_class=177), "leaves no training image"),
-    (dict(ratio=0.01), "would keep 0 rows"),
+    (dict(factor=0.01), "would keep 0 rows"),
 ])
 def test_split_bad_args(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -157,7 +157,7 @@ def test_offline_dataset_cache_reuse(cache):
 
 def test_offline_dataset_uses_env_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("FOCAL_TUTORIAL_CACHE", str(tmp_path))
-    train_df, _ = offline_dataset(ratio=0.2, test_per_class=5)
+    train_df, _ = offline_dataset(factor=0.2, test_per_class=5)
     assert all(Path(p).is_relative_to(tmp_path.resolve()) for p in train_df["image"])
 
 
@@ -166,8 +166,8 @@ def test_offline_dataset_bad_args(cache):
         offline_dataset(cache_dir=cache, image_size=4)
     with pytest.raises(ValueError, match="unknown resample"):
         offline_dataset(cache_dir=cache, resample="lanczos")
-    with pytest.raises(ValueError, match="ratio"):
-        offline_dataset(cache_dir=cache, ratio=2)
+    with pytest.raises(ValueError, match="factor"):
+        offline_dataset(cache_dir=cache, factor=2)
 
 
 # ---- offline_backbone -----------------------------------------------------------------------------------------------
@@ -424,3 +424,12 @@ def test_pretrain_device_follows_cuda(monkeypatch):
     assert data._pretrain_device() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert data._pretrain_device() == "cuda"
+
+
+def test_former_name_ratio_still_works_with_a_warning(tmp_path):
+    with pytest.warns(FutureWarning, match="now called `factor`"):
+        old = digits_split(ratio=0.5, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(old, digits_split(factor=0.5, seed=1)))
+    with pytest.warns(FutureWarning):
+        train_df, _ = offline_dataset(ratio=0.5, cache_dir=tmp_path, test_per_class=5)
+    assert train_df.equals(offline_dataset(factor=0.5, cache_dir=tmp_path, test_per_class=5)[0])
