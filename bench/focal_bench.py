@@ -2,14 +2,18 @@
 
     python bench/focal_bench.py                       # the default grid, on CPU, 1 thread
     python bench/focal_bench.py --threads 2 --repeats 31 --sizes 4096x4 256x32000
-    python bench/focal_bench.py --device cuda         # if a GPU is there
+    python bench/focal_bench.py --preset gpu --save   # nine sizes up to 8192x32000 and 1024x128000 on a GPU
+    python bench/focal_bench.py --save                # the CPU grid, written to bench/results_cpu.json
+
+`--save` writes the table to bench/results_cpu.json or bench/results_cuda.json, which the losses page shows.
 
 Time: the three losses run interleaved (in a shuffled order each round) on the same logits; each round times
 `inner` back-to-back calls of loss(logits, target).backward() (inner is chosen per size so a round lasts ~2 ms
 for F.cross_entropy) and the table reports the median over rounds, per call.
 Clock: on CPU, by default the process's CPU time (time.process_time), which other processes competing for the
 cores do not inflate, so the ratios hold on a shared machine; `--clock wall` uses time.perf_counter instead.
-On CUDA always wall time, with torch.cuda.synchronize around each round.
+On CUDA the time of each round comes from CUDA events (the GPU's own clock); on CUDA the focal loss is timed
+twice, with the fused Triton kernel (`focal`) and with the PyTorch path (`focal_torch`, USE_FUSED = False).
 Allocator, CPU: PyTorch's CPU tensors come from the C library's malloc, which hands buffers of a few MiB and more
 back to the operating system on free and maps them afresh on the next allocation, paying a page fault per 4 KiB
 page. Whether that happens to a given buffer depends on the allocation history (glibc adapts its thresholds), so
@@ -20,13 +24,14 @@ Peak memory, CPU: one extra call under torch.profiler(profile_memory=True); the 
 allocator's alloc/free events during forward+backward, i.e. bytes the op kernels allocated beyond the inputs
 (the logits' .grad included; kernel-internal scratch that bypasses torch's allocator is not seen).
 Peak memory, CUDA: torch.cuda.max_memory_allocated() above the memory allocated before the call.
-The last line holds the two ratios the issue asks for: the median focal/CE time ratio over the grid and the
-geometric mean of the AutoMM/focal time ratios.
+The last line sums the grid up: the median focal/CE time ratio, the geometric mean of the AutoMM/focal time ratios
+and the largest focal/CE peak-memory ratio.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import platform
@@ -39,19 +44,30 @@ import torch
 import torch.nn.functional as F
 
 DEFAULT_SIZES = ((4096, 4), (4096, 100), (8192, 1000), (256, 32000))
-METHODS = ("focal", "ce", "automm")
+PRESETS = {"cpu": DEFAULT_SIZES,
+           "gpu": ((4096, 4), (4096, 100), (8192, 1000), (256, 32000), (65536, 4), (65536, 100), (65536, 1000),
+                   (8192, 32000), (1024, 128000))}
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _losses(C: int, gamma: float, device):
-    "The three losses as fn(logits, target); focal and AutoMM get the same alpha."
-    from focal_tutorial.losses import FocalLoss
+    "The losses as fn(logits, target); focal and AutoMM get the same alpha. On CUDA also the unfused focal loss."
+    import focal_tutorial.losses as losses
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # AutoMM's import warns about pkg_resources
         from autogluon.multimodal.optim.losses.focal_loss import FocalLoss as AutoMMFocalLoss
     alpha = torch.rand(C, generator=torch.Generator().manual_seed(1)) + 0.1
-    return {"focal": FocalLoss(alpha, gamma=gamma).to(device),
-            "ce": F.cross_entropy,
-            "automm": AutoMMFocalLoss(alpha, gamma=gamma).to(device)}
+    focal = losses.FocalLoss(alpha, gamma=gamma).to(device)
+    fns = {"focal": focal, "ce": F.cross_entropy, "automm": AutoMMFocalLoss(alpha, gamma=gamma).to(device)}
+    if torch.device(device).type == "cuda":
+        def focal_torch(x, y):
+            losses.USE_FUSED = False
+            try:
+                return focal(x, y)
+            finally:
+                losses.USE_FUSED = True
+        fns["focal_torch"] = focal_torch
+    return fns
 
 
 def steady_allocator() -> bool:
@@ -142,6 +158,15 @@ def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cp
         for m in order:
             fn = fns[m]
             _sync(device)
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(inner):
+                    _step(fn, x, y)
+                end.record()
+                end.synchronize()
+                times[m].append(start.elapsed_time(end) / 1e3 / inner)
+                continue
             t0 = now()
             for _ in range(inner):
                 _step(fn, x, y)
@@ -163,6 +188,8 @@ def run(sizes=DEFAULT_SIZES, repeats: int = 15, threads: int = 1, gamma: float =
         "focal/CE": df["ms"]["focal"] / df["ms"]["ce"], "AutoMM/focal": df["ms"]["automm"] / df["ms"]["focal"],
         "CE MiB": df["peak_MiB"]["ce"], "focal MiB": df["peak_MiB"]["focal"], "AutoMM MiB": df["peak_MiB"]["automm"],
         "focal/CE mem": df["peak_MiB"]["focal"] / df["peak_MiB"]["ce"]})
+    if "focal_torch" in df["ms"]:  # on CUDA: the PyTorch path, for comparison with the fused kernel
+        out.insert(3, "unfused ms", df["ms"]["focal_torch"])
     return out.reindex(pd.MultiIndex.from_tuples([tuple(s) for s in sizes], names=["N", "C"]))
 
 
@@ -173,16 +200,28 @@ def summary(table) -> str:
             f"geomean AutoMM/focal = {gm:.2f}   max focal/CE peak memory = {table['focal/CE mem'].max():.3f}")
 
 
-def machine(device: str = "cpu", threads: int | None = None, clock: str = "cpu", allocator: str = "") -> str:
-    "One line saying where the numbers come from."
+def machine(device: str = "cpu", threads: int | None = None, clock: str = "cpu", allocator: str = "",
+            load: bool = True) -> str:
+    "One line saying where the numbers come from (`load`: with the load average, to see whether it was idle)."
     cuda = device.startswith("cuda")
     from focal_tutorial.study import machine_info  # the CPU model, as the study reports it
     dev = torch.cuda.get_device_name() if cuda else machine_info()["cpu"]
-    clock = "wall time" if cuda or clock == "wall" else "process CPU time"
+    clock = "CUDA events" if cuda else "wall time" if clock == "wall" else "process CPU time"
     clock += f", {allocator} allocator" if allocator and not cuda else ""
-    load = " load avg %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    load = "; load avg %.2f %.2f %.2f" % os.getloadavg() if load and hasattr(os, "getloadavg") else ""
     return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, device {device} ({dev}), "
-            f"torch {torch.__version__}, {threads or torch.get_num_threads()} torch thread(s), {clock};{load}")
+            f"torch {torch.__version__}, {threads or torch.get_num_threads()} torch thread(s), {clock}{load}")
+
+
+def save(table, machine_line: str, device: str, path: str | None = None) -> str:
+    "Write the table, the machine line and the summary to bench/results_<cpu|cuda>.json (the losses page reads it)."
+    path = path or os.path.join(HERE, f"results_{'cuda' if device.startswith('cuda') else 'cpu'}.json")
+    rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+            for r in table.reset_index().to_dict("records")]
+    with open(path, "w") as f:
+        json.dump({"machine": machine_line, "summary": summary(table), "rows": rows}, f, indent=1)
+        f.write("\n")
+    return path
 
 
 def _size(s: str):
@@ -192,26 +231,34 @@ def _size(s: str):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", nargs="+", type=_size, default=DEFAULT_SIZES, metavar="NxC",
-                   help="logits shapes (default: 4096x4 4096x100 8192x1000 256x32000)")
+    p.add_argument("--sizes", nargs="+", type=_size, default=None, metavar="NxC",
+                   help="logits shapes (default: the preset's; cpu: 4096x4 4096x100 8192x1000 256x32000)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="cpu (the default grid) or gpu (nine sizes up to 1024x128000; implies --device cuda)")
+    p.add_argument("--save", action="store_true", help="write bench/results_<cpu|cuda>.json for the losses page")
     p.add_argument("--repeats", type=int, default=15, help="timed rounds per size (default 15)")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     p.add_argument("--gamma", type=float, default=2.0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda for --preset gpu, else cpu)")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                    help="on CPU: process CPU time (default; robust to other processes) or wall time")
     p.add_argument("--allocator", choices=("steady", "default"), default="steady",
                    help="on CPU: keep freed memory in the process (default) or leave malloc as it is")
     a = p.parse_args(argv)
+    a.device = a.device or ("cuda" if a.preset == "gpu" else "cpu")
+    a.sizes = a.sizes or PRESETS[a.preset or ("gpu" if a.device.startswith("cuda") else "cpu")]
     import pandas as pd
     allocator = "default"
     if a.allocator == "steady" and not a.device.startswith("cuda"):
         allocator = "steady" if steady_allocator() else "default (mallopt unavailable)"
     table = run(a.sizes, a.repeats, a.threads, a.gamma, a.device, a.clock)
+    line = machine(a.device, a.threads, a.clock, allocator, load=False)
     print(machine(a.device, a.threads, a.clock, allocator))
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         print(table)
     print(summary(table))
+    if a.save:
+        print("saved", os.path.relpath(save(table, line, a.device)))
 
 
 if __name__ == "__main__":
