@@ -30,7 +30,10 @@ def pages(nbs: Path) -> list[Path]:
             if isinstance(it, str): yield it
             elif isinstance(it, dict): yield from ([it["href"]] if "href" in it else []) + list(flat(it.get("contents")))
     side = yaml.safe_load((nbs / "sidebar.yml").read_text(encoding="utf-8"))["website"]["sidebar"]["contents"]
-    return [nbs / n for n in flat(side) if n.endswith(".ipynb") and (nbs / n).exists()]
+    listed = [nbs / n for n in flat(side) if n.endswith(".ipynb")]
+    for p in sorted(set(listed) ^ set(nbs.glob("[!_.]*.ipynb"))):
+        print(f"   note: {p.name} is {'missing' if p in listed else 'not in nbs/sidebar.yml'}: not a page", flush=True)
+    return [p for p in listed if p.exists()]
 
 
 def execute(paths: list[Path], nbs: Path) -> None:
@@ -56,11 +59,12 @@ def execute(paths: list[Path], nbs: Path) -> None:
               flush=True)
 
 
-def process(only: str | None = None) -> Path:
-    "nbdev's processing into _proc/ (rebuilt: nbdev's cache trusts file times)."
+def process(names: list[str]) -> Path:
+    "nbdev's processing of the notebooks `names` into _proc/ (rebuilt: nbdev's cache trusts file times)."
     from nbdev.serve import proc_nbs
-    kw = {"skip_file_re": rf"^(?!{re.escape(only)}$)", "n_workers": 0} if only else {"n_workers": 2}
-    return Path(proc_nbs(force=True, **kw))
+    keep = "|".join(re.escape(n) for n in names)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:Found cells containing imports")  # a note per cell, in full
+    return Path(proc_nbs(force=True, skip_file_re=rf"^(?!({keep})$)", n_workers=min(2, len(names) - 1)))
 
 
 def front_matter(nb) -> dict:
@@ -153,7 +157,7 @@ def readme_markdown(proc: Path) -> str:
 
 def build_readme(proc: Path | None = None, check: bool = False) -> Path:
     "Write README.md from the processed index notebook; with `check`, compare instead and exit 1 on a difference."
-    out, text = ROOT / "README.md", readme_markdown(proc or process(get_config().readme_nb))
+    out, text = ROOT / "README.md", readme_markdown(proc or process([get_config().readme_nb]))
     old = out.read_text(encoding="utf-8") if out.exists() else ""
     if check and old != text:
         sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), text.splitlines(True),
@@ -189,7 +193,8 @@ def main(argv=None) -> None:
         nbdev_docs.__wrapped__()
         proc = ROOT / "_proc"
     else:
-        step("nbdev processing (show_doc, front matter, hidden cells) into _proc/"); proc = process()
+        step("nbdev processing (show_doc, front matter, hidden cells) into _proc/")
+        proc = process([p.name for p in nb_paths])
         step(f"Sphinx + myst-nb (docs/conf.py): {len(nb_paths)} pages into {os.path.relpath(out)}/")
         src = proc / "_sphinx" / "src"
         to_sphinx(proc, nb_paths, src)
