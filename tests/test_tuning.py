@@ -12,22 +12,16 @@ from ray import tune  # noqa: E402
 
 from focal_tutorial.core import class_weights  # noqa: E402
 from focal_tutorial.tuning import (ALPHA_KEY, ALPHA_METHODS, GAMMA_KEY, MIN_TRIAL_SECONDS, alpha_choices,  # noqa: E402
-                                   alpha_string, check_search_space, focal_search_space, parse_alpha, tune_focal,
-                                   tuned_hyperparameters, tuning_verdict)
+                                   alpha_string, check_search_space, focal_search_space, parse_alpha, ray_session,
+                                   tune_focal, tuned_hyperparameters, tuning_verdict)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RAY_PROCESSES = ("raylet", "gcs_server")
 
 
-def ray_processes(before=frozenset()) -> list:
-    "Ray's daemons that this test process started (its children), or that appeared since `before` (pids)."
-    mine = {p.pid for p in psutil.Process().children(recursive=True)}
-    return sorted(p.info["name"] for p in psutil.process_iter(["name"])
-                  if p.info["name"] in RAY_PROCESSES and (p.pid in mine or p.pid not in before))
-
-
-def ray_pids() -> frozenset:
-    return frozenset(p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in RAY_PROCESSES)
+def ray_processes() -> list:
+    "Ray's daemons started from this test process: a local Ray runs them as children of the process that started it."
+    return sorted(p.name() for p in psutil.Process().children(recursive=True) if p.name() in RAY_PROCESSES)
 
 
 @pytest.fixture
@@ -201,6 +195,19 @@ def test_tuning_verdict_counts_seeds():
     assert v.loc["macro_f1", "difference"] == pytest.approx(-0.1)
 
 
+# ---------------------------------------------------------------- Ray started and stopped, even on an error
+
+def test_ray_session_leaves_no_ray_process_even_on_error():
+    with pytest.raises(RuntimeError, match="inside"):
+        with ray_session(num_cpus=1):
+            assert ray.is_initialized()
+            assert set(RAY_PROCESSES) <= set(ray_processes())  # a local Ray: its daemons are our children
+            assert ray.cluster_resources().get("CPU") == 1
+            raise RuntimeError("inside the session")
+    assert not ray.is_initialized()
+    assert ray_processes() == []
+
+
 # ---------------------------------------------------------------- a real search: 2 trials, 1 epoch, offline
 
 def test_two_trial_search_offline(capsys):
@@ -209,7 +216,6 @@ def test_two_trial_search_offline(capsys):
     from focal_tutorial.automm import profile_hyperparameters
     from focal_tutorial.data import offline_backbone, offline_dataset
 
-    before = ray_pids()  # Ray daemons of other programs on this machine, if any
     train_df, _ = offline_dataset()
     base = {**profile_hyperparameters("offline", gpu=False), "optim.max_epochs": 1,
             "model.timm_image.checkpoint_name": offline_backbone(epochs=1)}
@@ -234,4 +240,4 @@ def test_two_trial_search_offline(capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trial ")]
     assert [line.split(":")[0] for line in lines] == ["trial 1/2", "trial 2/2"]
     assert not ray.is_initialized()
-    assert ray_processes(before) == []
+    assert ray_processes() == []
