@@ -231,3 +231,21 @@ def test_deploy_workflow_publishes_nbdev_docs_with_quarto():
     assert "quarto-dev/quarto-actions/setup" in uses and "actions/deploy-pages" in uses, uses
     assert any("nbdev_docs" in s.get("run", "") for s in steps)
     assert wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"
+
+
+def test_execute_writes_a_notebook_back_only_when_it_changed(build_site, tmp_path, monkeypatch, capfd):
+    "`make docs` twice leaves git status clean: same outputs, file untouched; one progress line, no kernel warnings."
+    monkeypatch.chdir(ROOT)  # nbdev's clean settings come from settings.ini
+    for k in ("MPLBACKEND", "FOCAL_TUTORIAL_SMOKE"): monkeypatch.delenv(k, raising=False)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "t.ipynb"
+    nbformat.write(nb, path)
+    build_site.execute([path], tmp_path)
+    assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == "42\n", "outputs written back"
+    stamp = path.stat().st_mtime_ns
+    build_site.execute([path], tmp_path)
+    assert path.stat().st_mtime_ns == stamp, "nothing changed, so the notebook is not rewritten"
+    out = capfd.readouterr()
+    assert out.out.count("t.ipynb: executed") == 2 and "updated" in out.out and "unchanged" in out.out
+    assert "without encryption" not in out.err + out.out
