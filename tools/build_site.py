@@ -64,7 +64,12 @@ def process(names: list[str]) -> Path:
     from nbdev.serve import proc_nbs
     keep = "|".join(re.escape(n) for n in names)
     os.environ.setdefault("PYTHONWARNINGS", "ignore:Found cells containing imports")  # a note per cell, in full
-    return Path(proc_nbs(force=True, skip_file_re=rf"^(?!({keep})$)", n_workers=min(2, len(names) - 1)))
+    try: return Path(proc_nbs(force=True, skip_file_re=rf"^(?!({keep})$)", n_workers=min(2, len(names) - 1)))
+    except Exception as e:  # the gist, not two pages of tracebacks from the worker processes
+        why, x = [], e
+        while x: why += re.findall(r"^\w*(?:Error|Exception): .*", f"{type(x).__name__}: {x}", re.M); x = x.__cause__
+        raise SystemExit("nbdev's processing (it runs each notebook's import, export and show_doc cells) failed:\n   "
+                         + "\n   ".join(dict.fromkeys(why)) + "\nRun that notebook to see the whole error.") from None
 
 
 def front_matter(nb) -> dict:
