@@ -247,5 +247,5 @@ def test_execute_writes_a_notebook_back_only_when_it_changed(build_site, tmp_pat
     build_site.execute([path], tmp_path)
     assert path.stat().st_mtime_ns == stamp, "nothing changed, so the notebook is not rewritten"
     out = capfd.readouterr()
-    assert out.out.count("t.ipynb: executed") == 2 and "updated" in out.out and "unchanged" in out.out
+    assert out.out.count("t.ipynb: run in") == 2 and "updated" in out.out and "unchanged" in out.out
     assert "without encryption" not in out.err + out.out

@@ -1,11 +1,7 @@
-"""Glue for the docs: execute the notebooks, process them with nbdev, render them; README.md from nbs/index.ipynb.
-
-    python tools/build_site.py --execute    # `make docs`: execute every notebook (full size), then render
-    python tools/build_site.py              # `make site`: render the committed notebooks, nothing executed
-    python tools/build_site.py --readme [--check]   # README.md only (--check: exit 1 with a diff on drift)
+"""Docs glue: `make docs` (--execute: run every notebook first), `make site` (render only), `make readme` (--readme).
 
 With Quarto on PATH the site is nbdev's `nbdev_docs`. Without it, nbdev's processing (`proc_nbs`: front matter,
-`show_doc`, hidden cells removed) feeds Sphinx + myst-nb (docs/conf.py; outputs rendered as stored, none run).
+`show_doc`, hidden cells removed) feeds Sphinx + myst-nb (docs/conf.py; the stored outputs are shown, none run).
 """
 import argparse, difflib, json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -42,8 +38,7 @@ def execute(paths: list[Path], nbs: Path) -> None:
     from jupyter_client import KernelManager
     from nbclient import NotebookClient
     from nbdev.clean import _nbdev_clean
-    os.environ.pop("FOCAL_TUTORIAL_SMOKE", None)  # the site shows full-size runs
-    os.environ.pop("MPLBACKEND", None)            # Agg would leave every plot out
+    for k in ("FOCAL_TUTORIAL_SMOKE", "MPLBACKEND"): os.environ.pop(k, None)  # full-size runs; Agg would drop plots
     for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"): os.environ.setdefault(k, "1")
     for p in paths:
         t0, nb = time.perf_counter(), nbformat.read(p, as_version=4)
@@ -51,12 +46,10 @@ def execute(paths: list[Path], nbs: Path) -> None:
             km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(tmp) / "k"))
             try: NotebookClient(nb, km=km, timeout=None, resources={"metadata": {"path": str(nbs)}}).execute()
             finally: km.shutdown_kernel(now=True)
-        d = json.loads(nbformat.writes(nb))  # plain dicts, as nbdev_clean reads a file
-        _nbdev_clean(d)
-        new, changed = nb2str(d), False
-        if new != p.read_text(encoding="utf-8"): p.write_text(new, encoding="utf-8"); changed = True
-        print(f"   {p.name}: executed in {time.perf_counter() - t0:.0f} s, {'updated' if changed else 'unchanged'}",
-              flush=True)
+        d = json.loads(nbformat.writes(nb)); _nbdev_clean(d)  # plain dicts, cleaned as nbdev_clean cleans a file
+        new = nb2str(d); changed = new != p.read_text(encoding="utf-8")
+        if changed: p.write_text(new, encoding="utf-8")
+        print(f"   {p.name}: run in {time.perf_counter() - t0:.0f} s, {'updated' if changed else 'unchanged'}", flush=True)
 
 
 def process(names: list[str]) -> Path:
@@ -73,10 +66,8 @@ def process(names: list[str]) -> Path:
 
 
 def front_matter(nb) -> dict:
-    for c in nb.cells:
-        if c.cell_type == "raw" and c.source.lstrip().startswith("---"):
-            return yaml.safe_load(c.source.strip().strip("-")) or {}
-    return {}
+    raw = [c.source for c in nb.cells if c.cell_type == "raw" and c.source.lstrip().startswith("---")]
+    return yaml.safe_load(raw[0].strip().strip("-")) or {} if raw else {}
 
 
 def fix_md(text: str, names: dict, site_url: str) -> str:
@@ -134,8 +125,7 @@ def sphinx(src: Path, out: Path) -> None:
     if not (MATHJAX / "MathJax.js").exists():
         raise SystemExit(f"{MATHJAX} missing: `apt-get install libjs-mathjax` (make setup does), for offline math")
     mj = src.parent / "mathjax"
-    for part in MATHJAX_PARTS:
-        s, d = MATHJAX / part, mj / "mathjax" / part
+    for s, d in ((MATHJAX / part, mj / "mathjax" / part) for part in MATHJAX_PARTS):
         d.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(s, d, dirs_exist_ok=True) if s.is_dir() else shutil.copy(s, d)
     shutil.rmtree(out, ignore_errors=True)
@@ -150,8 +140,7 @@ def readme_markdown(proc: Path) -> str:
     from nbconvert import MarkdownExporter
     cfg = get_config()
     nb = nbformat.read(proc / cfg.readme_nb, as_version=4)
-    fm = front_matter(nb)
-    nb.cells = [c for c in nb.cells if c.cell_type != "raw"]
+    fm, nb.cells = front_matter(nb), [c for c in nb.cells if c.cell_type != "raw"]
     nb.metadata["language_info"] = {"name": "python"}
     body, _ = MarkdownExporter().from_notebook_node(nb)
     nbs = Path(cfg.nbs_path).resolve().relative_to(Path(cfg.config_path).resolve()).as_posix()
@@ -174,11 +163,10 @@ def build_readme(proc: Path | None = None, check: bool = False) -> Path:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--execute", action="store_true", help="execute every notebook first (full size)")
-    ap.add_argument("--readme", action="store_true", help="only README.md from nbs/index.ipynb")
-    ap.add_argument("--check", action="store_true", help="with --readme: fail with a diff instead of writing")
-    ap.add_argument("--no-quarto", action="store_true", help="render with Sphinx even if Quarto is on PATH")
-    ap.add_argument("--no-readme", action="store_true", help="do not write README.md")
+    for flag, why in [("--execute", "execute every notebook first (full size)"), ("--no-readme", "no README.md"),
+                      ("--readme", "only README.md from nbs/index.ipynb"), ("--check", "with --readme: diff, exit 1"),
+                      ("--no-quarto", "render with Sphinx even if Quarto is on PATH")]:
+        ap.add_argument(flag, action="store_true", help=why)
     ap.add_argument("--out", type=Path, help="site folder (default: doc_path of settings.ini)")
     args = ap.parse_args(argv)
     os.chdir(ROOT)  # nbdev finds settings.ini from here
@@ -192,18 +180,14 @@ def main(argv=None) -> None:
         execute(nb_paths, cfg.nbs_path)
     out = (args.out or cfg.doc_path).resolve()
     if shutil.which("quarto") and not args.no_quarto and args.out is None:
-        step("Quarto found: nbdev_docs")
         from nbdev.quarto import nbdev_docs
-        shutil.rmtree(ROOT / "_proc", ignore_errors=True)
-        nbdev_docs.__wrapped__()
-        proc = ROOT / "_proc"
+        step("Quarto found: nbdev_docs"); shutil.rmtree(ROOT / "_proc", ignore_errors=True)  # its cache trusts times
+        nbdev_docs.__wrapped__(); proc = ROOT / "_proc"
     else:
         step("nbdev processing (show_doc, front matter, hidden cells) into _proc/")
         proc = process([p.name for p in nb_paths])
         step(f"Sphinx + myst-nb (docs/conf.py): {len(nb_paths)} pages into {os.path.relpath(out)}/")
-        src = proc / "_sphinx" / "src"
-        to_sphinx(proc, nb_paths, src)
-        sphinx(src, out)
+        to_sphinx(proc, nb_paths, proc / "_sphinx" / "src"); sphinx(proc / "_sphinx" / "src", out)
     if not args.no_readme:
         step("README.md from nbs/index.ipynb"); build_readme(proc)
     step(f"done in {time.perf_counter() - t0:.0f} s: {os.path.relpath(out / 'index.html')}")
