@@ -114,10 +114,16 @@ def test_no_host_device_sync(path, reduction):
     x, y = data(512, 100, seed=4, ignored=0.1)
     crit = FocalLoss(torch.rand(100) + 0.1, gamma=2.0, reduction=reduction).cuda()
     alpha = torch.rand(100, device="cuda") + 0.1
+    calls = (lambda: crit(x, y), lambda: focal_loss(x, y, alpha, 0.5, reduction),
+             lambda: focal_loss(x.half(), y, None, 2.0, reduction))
+    for call in calls:  # warm up: kernels compiled and loaded
+        loss = call()
+        loss.backward(torch.ones_like(loss))
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for loss in (crit(x, y), focal_loss(x, y, alpha, 0.5, reduction), focal_loss(x.half(), y, None, 2.0, reduction)):
+        for call in calls:
+            loss = call()
             loss.backward(torch.ones_like(loss))
     finally:
         torch.cuda.set_sync_debug_mode("default")
