@@ -23,6 +23,30 @@ if not INTERPRET:
                              env=env, capture_output=True, text=True, timeout=1200)
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
         assert " passed" in run.stdout and "failed" not in run.stdout
+
+    @pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+    def test_kernels_compile_for_an_h100_without_a_gpu(dtype):
+        "Triton compiles both kernels to PTX for sm_90 on any machine: type errors show here, not on the first GPU."
+        import triton
+        try:
+            from triton.backends.compiler import GPUTarget
+            from triton.compiler import ASTSource
+        except ImportError:
+            pytest.skip("this Triton has no ASTSource/GPUTarget")
+        from focal_tutorial.fused import _bwd_kernel, _fwd_kernel
+        ints = dict.fromkeys(["R", "C", "S"], "i32") | dict.fromkeys(["sxn", "sxc", "sxs", "sdn", "sdc", "sds", "sg"], "i64")
+        for block_n, block_c in ((1024, 4), (1, 4096)):
+            fwd = {"X": f"*{dtype}", "T": "*i64", "A": "*fp32", "LOSS": "*fp64", "LSE": "*fp32", "W": "*fp32", "OK": "*i32",
+                   **{k: ints[k] for k in ("R", "C", "S", "sxn", "sxc", "sxs")}, "ignore_index": "i32", "gamma": "fp32"}
+            cx = {"HAS_ALPHA": True, "GAMMA_ZERO": False, "PARTIAL": True, "BLOCK_N": block_n, "BLOCK_C": block_c}
+            bwd = {"X": f"*{dtype}", "T": "*i64", "LSE": "*fp32", "W": "*fp32", "G": "*fp32", "NC": "*fp64",
+                   "DX": f"*{dtype}", **ints}
+            for fn, sig, const in ((_fwd_kernel, fwd, cx), (_bwd_kernel, bwd, {"MEAN": True, "BLOCK_N": block_n,
+                                                                                "BLOCK_C": block_c})):
+                sig = sig | dict.fromkeys(const, "constexpr")
+                kernel = triton.compile(ASTSource(triton.jit(fn), sig, const), target=GPUTarget("cuda", 90, 32),
+                                        options={"num_warps": 8})
+                assert ".entry" in kernel.asm["ptx"]
 else:
     from focal_tutorial.fused import _tiles, fused_focal_loss  # noqa: F401
     from focal_tutorial.losses import focal_loss  # noqa: F401
@@ -171,5 +195,6 @@ def test_tiles_cover_small_and_large_rows():
 
 
 if not INTERPRET:  # here only the test that starts the interpreter process is collected
-    for _name in [n for n in globals() if n.startswith("test_") and n != "test_fused_kernel_in_triton_interpreter"]:
+    keep = ("test_fused_kernel_in_triton_interpreter", "test_kernels_compile_for_an_h100_without_a_gpu")
+    for _name in [n for n in globals() if n.startswith("test_") and n not in keep]:
         del globals()[_name]
