@@ -5,7 +5,6 @@
 # %% ../nbs/06_study.ipynb #f6a4d216
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import threading
@@ -19,7 +18,7 @@ import seaborn as sns
 import torch
 from joblib import Parallel, delayed
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ._checks import check_choice, check_gamma, check_int, check_number, check_seed
 from .core import WEIGHT_METHODS, class_weights
@@ -29,7 +28,7 @@ from .losses import FocalLoss
 
 # %% auto #0
 __all__ = ['GAMMAS', 'ALPHAS', 'RATIOS', 'METRICS', 'step_factor', 'ratio_label', 'SmallCNN', 'fit_cnn', 'predict', 'sweep',
-           'run_config', 'summary_table', 'vs_baseline', 'plot_heatmaps']
+           'run_config', 'summary_table', 'vs_baseline', 'plot_heatmaps', 'plot_vs_ratio']
 
 # %% ../nbs/06_study.ipynb #dc85422a
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # focusing parameters swept; 0 is cross-entropy
@@ -76,28 +75,32 @@ def _check_recipe(epochs, lr, batch_size, width) -> None:
     check_number("lr", lr, low=0, low_open=True, hint="1e-2 is the default")
 
 
-_threads = threading.local()  # this thread's settings to restore, innermost last
-_threads_lock, _threads_users, _threads_saved = threading.Lock(), 0, None
+class _OneThread:
+    "`with _one_thread:` runs torch on one thread; each thread, and the process, gets its own setting back afterwards."
+
+    def __init__(self):
+        self._lock, self._local, self._users, self._saved = threading.Lock(), threading.local(), 0, None
+
+    def __reduce__(self):  # a worker process gets its own, empty state: torch's thread count belongs to a process
+        return (type(self), ())
+
+    def __enter__(self):
+        with self._lock:  # the setting before the first of overlapping blocks is the process's own
+            if self._users == 0:
+                self._saved = torch.get_num_threads()
+            self._users += 1
+        stack = self._local.__dict__.setdefault("stack", [])
+        stack.append(torch.get_num_threads())  # torch's count is partly per thread (OpenMP): set it in this thread
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        mine = self._local.stack.pop()
+        with self._lock:
+            self._users -= 1
+            torch.set_num_threads(self._saved if self._users == 0 else mine)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    "Run torch on one thread inside the block; afterwards each thread, and the process, gets its own setting back."
-    global _threads_users, _threads_saved
-    with _threads_lock:  # the setting before the first of overlapping blocks is the process's one
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-        _threads_users += 1
-    stack = _threads.__dict__.setdefault("stack", [])
-    stack.append(torch.get_num_threads())  # torch's count is partly per thread (OpenMP): set and restore it here
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        mine = stack.pop()
-        with _threads_lock:
-            _threads_users -= 1
-            torch.set_num_threads(_threads_saved if _threads_users == 0 else mine)
+_one_thread = _OneThread()
 
 
 def _init(model: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -134,7 +137,7 @@ def fit_cnn(
     with torch.device("meta"):  # built without drawing from torch's global generator: the caller's is untouched
         model = SmallCNN(n_classes, width)
     model = _init(model.to_empty(device="cpu"), torch.Generator().manual_seed(seed))
-    with _one_thread():  # one thread: deterministic reductions, no oversubscription
+    with _one_thread:  # one thread: deterministic reductions, no oversubscription
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         order = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
@@ -147,7 +150,7 @@ def fit_cnn(
 
 def predict(model: nn.Module, X: np.ndarray) -> np.ndarray:
     "Class indices predicted by `model` for images `X`."
-    with _one_thread(), torch.no_grad():
+    with _one_thread, torch.no_grad():
         return model(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
 
 # %% ../nbs/06_study.ipynb #34ea1ccb
@@ -276,7 +279,7 @@ def summary_table(
     t.columns = pd.MultiIndex.from_tuples([(m, ratio_label(r)) for m, r in t.columns], names=["metric", "ratio"])
     return t
 
-
+# %% ../nbs/06_study.ipynb #28ef8e2f
 def vs_baseline(
     runs: pd.DataFrame,  # the output of `sweep`; must hold the baseline configuration for every (ratio, seed)
     metric: str = "rare_class_recall",  # the metric to compare
@@ -285,8 +288,11 @@ def vs_baseline(
     "Each configuration minus the baseline on the same ratio and seed (`evaluate.paired_diff`): mean, std, seeds better/worse/equal."
     if metric not in runs.columns:
         raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
-    return paired_diff(runs, metric, by=["ratio", "alpha", "gamma"],
-                       baseline={"gamma": float(baseline[0]), "alpha": baseline[1]}, pair_on=["ratio", "seed"])
+    if isinstance(baseline, (str, bytes)) or not hasattr(baseline, "__len__") or len(baseline) != 2:
+        raise TypeError(f"baseline must be a pair (gamma, alpha), got {baseline!r}; e.g. (0.0, 'none'), cross-entropy.")
+    gamma, alpha = check_gamma(baseline[0], "baseline[0]"), _alpha_name("baseline[1]", baseline[1])
+    return paired_diff(runs, metric, by=["ratio", "alpha", "gamma"], baseline={"gamma": gamma, "alpha": alpha},
+                       pair_on=["ratio", "seed"])
 
 # %% ../nbs/06_study.ipynb #59c25138
 def plot_heatmaps(
@@ -330,3 +336,33 @@ def plot_heatmaps(
     fig.suptitle(f"{what} over {runs['seed'].nunique()} seeds (one colour scale per panel)")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/06_study.ipynb #c62e8e9f
+def plot_vs_ratio(
+    runs: pd.DataFrame,  # the output of `sweep`
+    metric: str = "rare_class_recall",  # the metric on the y axis
+    hue: str = "alpha",  # a line per value of this column: "alpha" or "gamma"
+    col: str = "gamma",  # a panel per value of this column: "gamma" or "alpha"
+    errorbar="se",  # seaborn's errorbar: "se" (standard error of the mean over seeds), "sd", ("ci", 95), None
+):  # the seaborn FacetGrid
+    "A metric's mean over seeds against the imbalance ratio (more imbalance to the right): a line per `hue`, a panel per `col`."
+    if metric not in runs.columns:
+        raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
+    if {hue, col} != {"alpha", "gamma"}:
+        raise ValueError(f"hue and col must be 'alpha' and 'gamma' (either way round), got hue={hue!r}, col={col!r}.")
+    ratios = _ratio_order(runs)
+    order = {"alpha": [a for a in ALPHAS if a in set(runs["alpha"])],
+             "gamma": [f"{g:g}" for g in sorted(runs["gamma"].unique())]}
+    data = runs.assign(gamma=runs["gamma"].map(lambda g: f"{g:g}"))
+    fg = sns.relplot(data=data, x="ratio", y=metric, hue=hue, hue_order=order[hue], col=col, col_order=order[col],
+                     kind="line", marker="o", errorbar=errorbar, palette="viridis" if hue == "gamma" else "deep",
+                     height=3, aspect=0.9)
+    for ax in fg.axes.flat:
+        ax.set_xscale("log")
+        ax.set_xticks(ratios, [ratio_label(r) for r in ratios])
+        ax.minorticks_off()
+        if len(ratios) > 1:
+            ax.set_xlim(max(ratios) * 1.3, min(ratios) / 1.3)  # balanced on the left, most imbalanced on the right
+    fg.set_titles(f"{col} = {{col_name}}")
+    fg.set_axis_labels("ratio (rarest / largest)", metric)
+    return fg

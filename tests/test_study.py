@@ -180,13 +180,13 @@ def test_overlapping_one_thread_blocks_restore_the_callers_setting():
     original = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        first, second = study._one_thread(), study._one_thread()
-        first.__enter__()
-        second.__enter__()
+        block = study._one_thread
+        block.__enter__()  # a first fit starts
+        block.__enter__()  # a second one starts while the first runs
         assert torch.get_num_threads() == 1
-        first.__exit__(None, None, None)  # the first ends while the second still runs: still one thread
+        block.__exit__(None, None, None)  # the first ends while the second still runs: still one thread
         assert torch.get_num_threads() == 1
-        second.__exit__(None, None, None)  # a save-and-restore pair would now leave the process on one thread
+        block.__exit__(None, None, None)  # a save-and-restore pair would now leave the process on one thread
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(original)
@@ -210,3 +210,20 @@ def test_plot_heatmaps_panels_and_scales(small):
     assert mesh.norm.vmin == -mesh.norm.vmax and mesh.norm.vmax >= 0.05  # centred at 0, at least the floor
     assert all(t.get_fontsize() >= 10 for t in heat[0].texts)
     plt.close("all")
+
+
+def test_one_thread_state_is_fresh_in_a_worker_process():
+    import pickle
+    clone = pickle.loads(pickle.dumps(study._one_thread))
+    assert isinstance(clone, type(study._one_thread)) and clone is not study._one_thread and clone._users == 0
+
+
+@pytest.mark.parametrize("baseline, error, match", [
+    ("ce", TypeError, r"baseline must be a pair \(gamma, alpha\)"),
+    ((0.0,), TypeError, r"baseline must be a pair"),
+    ((-1, "none"), ValueError, r"baseline\[0\] must be a finite number >= 0"),
+    ((0.0, "balanced"), ValueError, r"unknown baseline\[1\] 'balanced'"),
+])
+def test_vs_baseline_checks_its_baseline(small, baseline, error, match):
+    with pytest.raises(error, match=match):
+        vs_baseline(small, baseline=baseline)
