@@ -204,8 +204,11 @@ def machine(device: str = "cpu", threads: int | None = None, clock: str = "cpu",
             load: bool = True) -> str:
     "One line saying where the numbers come from (`load`: with the load average, to see whether it was idle)."
     cuda = device.startswith("cuda")
-    from focal_tutorial.study import machine_info  # the CPU model, as the study reports it
-    dev = torch.cuda.get_device_name() if cuda else machine_info()["cpu"]
+    if cuda:
+        dev = torch.cuda.get_device_name()
+    else:
+        from focal_tutorial.evaluate import machine_info  # the CPU model, as the study reports it
+        dev = machine_info()["cpu"]
     clock = "CUDA events" if cuda else "wall time" if clock == "wall" else "process CPU time"
     clock += f", {allocator} allocator" if allocator and not cuda else ""
     load = "; load avg %.2f %.2f %.2f" % os.getloadavg() if load and hasattr(os, "getloadavg") else ""
