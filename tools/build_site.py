@@ -62,7 +62,8 @@ def process(names: list[str]) -> Path:
         why, x = [], e
         while x: why += re.findall(r"^\w*(?:Error|Exception): .*", f"{type(x).__name__}: {x}", re.M); x = x.__cause__
         raise SystemExit("nbdev's processing (it runs each notebook's import, export and show_doc cells) failed:\n   "
-                         + "\n   ".join(dict.fromkeys(why)) + "\nRun that notebook to see the whole error.") from None
+                         + "\n   ".join(dict.fromkeys(why)) + "\nIt also runs every cell that mixes imports with other code: keep imports "
+                         "in cells of their own. Run the notebook to see the whole error.") from None
 
 
 def front_matter(nb) -> dict:
