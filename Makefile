@@ -1,7 +1,8 @@
 # One command each, as the README says:
 #   make test   set up (first time, or when setup.py/settings.ini/constraints.txt change) and run every test
 #   make site   set up, render the site into _docs/ from the committed notebooks (nothing executed; under a minute)
-#   make docs   set up, execute every notebook at full size, render _docs/ and README.md from nbs/index.ipynb
+#   make docs   set up, point the links at settings.ini's repository, execute every notebook at full size,
+#               render _docs/ and README.md from nbs/index.ipynb
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := test
@@ -49,6 +50,7 @@ site: setup
 	@$(PY) tools/build_site.py
 
 docs: setup
+	@$(PY) docs/sync_links.py
 	@$(PY) tools/build_site.py --execute
 
 readme: setup

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("sync_links", ROOT / "tools" / "sync_links.py")
+spec = importlib.util.spec_from_file_location("sync_links", ROOT / "docs" / "sync_links.py")
 sync = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sync)
 
@@ -39,7 +39,7 @@ def _found(texts: dict) -> dict:
 
 
 def test_committed_links_are_in_sync():
-    assert sync.sync_links(ROOT, check=True) == [], "run `python tools/sync_links.py` (and build_site.py --readme)"
+    assert sync.sync_links(ROOT, check=True) == [], "run `python docs/sync_links.py` (and build_site.py --readme)"
 
 
 def test_committed_links_are_the_settings():

@@ -1,7 +1,7 @@
 """Point the project's own links at the repository and site named in settings.ini.
 
 One edit in settings.ini (`user`, `repo`, `branch`, `git_url`, `doc_host`, `doc_baseurl`), then
-`python tools/sync_links.py`, rewrites in the notebooks' sources (not their outputs) and CONTRIBUTING.md:
+`python docs/sync_links.py`, rewrites in the notebooks' sources (not their outputs) and CONTRIBUTING.md:
 
 * Colab links `https://colab.research.google.com/github/<user>/<repo>/blob/<branch>/<path>`;
 * install URLs `git+<git_url>` (in `pip install "focal_tutorial[automm] @ git+..."`);
