@@ -205,12 +205,10 @@ def automm_classes(
     pos_label=None,  # the `data.pos_label` hyperparameter, if truthy: that class moves last
 ) -> list:  # the classes in the order AutoMM numbers them
     "The class order of AutoMM's label encoder: sorted unique labels (`data.pos_label`, if set, last)."
-    from sklearn.preprocessing import LabelEncoder
-    try:
-        classes = LabelEncoder().fit(np.asarray(list(labels), dtype=object)).classes_.tolist()
-    except TypeError as e:
-        raise TypeError("labels mix types that cannot be sorted (e.g. ints and strings); AutoMM cannot encode "
-                        "them either: make them one type.") from e
+    classes = _checks.sorted_classes(_checks.label_series(labels))  # what AutoMM's LabelEncoder sorts them into
+    if any(isinstance(c, tuple) for c in classes):  # AutoMM's encoder turns them into rows of a 2-D array
+        raise TypeError(f"AutoMM cannot train on tuple labels such as {classes[0]!r}: its label encoder splits them "
+                        "into columns. Join each into one string first, e.g. `df['label'].map(str)`.")
     if pos_label:  # AutoMM's CustomLabelEncoder tests truthiness: pos_label=0 or "" leaves the sorted order
         if pos_label not in classes:
             raise ValueError(f"data.pos_label={pos_label!r} is not a training class; the classes are {classes}.")

@@ -83,26 +83,14 @@ def _split_indices(factor, seed, classes, test_per_class):
     return np.sort(train.to_numpy()), np.sort(np.concatenate(test)), images, y
 
 # %% ../nbs/02_data.ipynb #9ae2cbe2
-def _renamed(factor, ratio):
-    "`factor`, or the value passed under its former name `ratio`, with a FutureWarning."
-    if ratio is None:
-        return factor
-    import warnings
-    warnings.warn("`ratio` is now called `factor` (class k keeps n_k * factor**k images): pass factor=.",
-                  FutureWarning, stacklevel=3)
-    return ratio
-
-
 def digits_split(
     factor: float = 1 / 3,  # imbalance of the training set: class k (sorted) keeps int(n_k * factor**k); 1 = balanced
     seed: int = 0,  # which images go to the test set and which training images are kept
     classes=DIGIT_CLASSES,  # the digits that make up the task
     test_per_class: int = 40,  # size of the balanced test set, per class
-    *,
-    ratio=None,  # the former name of `factor` (accepted with a FutureWarning)
 ) -> tuple:  # X_train (n, 1, 8, 8) float32 in [0, 1], y_train int64, X_test, y_test
     "scikit-learn's digits as NumPy arrays: a balanced test set and a training set made imbalanced with `make_imbalanced`."
-    train, test, images, y = _split_indices(_renamed(factor, ratio), seed, classes, test_per_class)
+    train, test, images, y = _split_indices(factor, seed, classes, test_per_class)
     X = (images / 16.0).astype(np.float32)[:, None]
     return X[train], y[train], X[test], y[test]
 
@@ -204,12 +192,10 @@ def offline_dataset(
     test_per_class: int = 40,  # size of the balanced test set, per class
     image_size: int = 32,  # side of the square PNG files, upscaled from 8x8
     resample: str = "bilinear",  # PIL resampling filter for the upscaling: "nearest", "bilinear", "bicubic"
-    *,
-    ratio=None,  # the former name of `factor` (accepted with a FutureWarning)
 ) -> tuple:  # (train_df, test_df), columns `image` (absolute PNG path) and `label` (int)
     "The `digits_split` images as PNG files in a cache folder, and DataFrames like AutoGluon's shopee: `image` path + `label`."
     _check_image_args(image_size, resample)
-    train, test, images, y = _split_indices(_renamed(factor, ratio), seed, classes, test_per_class)
+    train, test, images, y = _split_indices(factor, seed, classes, test_per_class)
     folder = _cache_dir(cache_dir) / "digits" / f"v{_PNG_VERSION}-{image_size}px-{resample}"
     _clean_stale(folder)
 

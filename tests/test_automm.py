@@ -425,3 +425,12 @@ def test_choose_profile_reports_no_kernel_string():
     import platform
     p = choose_profile("offline")
     assert "platform" not in p and platform.release() not in str(p)
+
+
+def test_automm_classes_refuses_tuple_labels():
+    "AutoMM's own encoder splits tuple labels into a 2-D array, so the glue refuses them (they used to fail inside NumPy)."
+    from autogluon.multimodal.data.label_encoder import CustomLabelEncoder
+    labels = pd.Series([("b", 1), ("a", 2), ("b", 1)])
+    assert CustomLabelEncoder().fit(labels).classes_.ndim == 2  # why: AutoMM cannot encode them as classes
+    with pytest.raises(TypeError, match="tuple labels .* Join each into one string"):
+        automm_classes(labels)

@@ -425,11 +425,3 @@ def test_pretrain_device_follows_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert data._pretrain_device() == "cuda"
 
-
-def test_former_name_ratio_still_works_with_a_warning(tmp_path):
-    with pytest.warns(FutureWarning, match="now called `factor`"):
-        old = digits_split(ratio=0.5, seed=1)
-    assert all(np.array_equal(a, b) for a, b in zip(old, digits_split(factor=0.5, seed=1)))
-    with pytest.warns(FutureWarning):
-        train_df, _ = offline_dataset(ratio=0.5, cache_dir=tmp_path, test_per_class=5)
-    assert train_df.equals(offline_dataset(factor=0.5, cache_dir=tmp_path, test_per_class=5)[0])
