@@ -27,7 +27,7 @@ $(STAMP): setup.py settings.ini constraints.txt tools/install_apt.sh
 	@$(PIP) --upgrade "pip>=24" 2>&1 | $(QUIET)
 	@echo "== setup: pip install -e \".[all]\" (the package, AutoMM, the test and docs tools)"
 	@$(PIP) -c constraints.txt -e ".[all]" 2>&1 | $(QUIET)
-	@$(PY) -c "import torchvision, autogluon.multimodal, focal_tutorial, nbdev, sphinx; print('   torch', __import__('torch').__version__, '| torchvision', torchvision.__version__, '| autogluon.multimodal', autogluon.multimodal.__version__, '| sphinx', sphinx.__version__)"
+	@$(PY) -W ignore -c "import torchvision, autogluon.multimodal, focal_tutorial, nbdev, sphinx; print('   torch', __import__('torch').__version__, '| torchvision', torchvision.__version__, '| autogluon.multimodal', autogluon.multimodal.__version__, '| sphinx', sphinx.__version__)"
 	@bash tools/install_apt.sh
 	@touch $(STAMP)
 

@@ -131,8 +131,9 @@ def sphinx(src: Path, out: Path) -> None:
         shutil.copytree(s, d, dirs_exist_ok=True) if s.is_dir() else shutil.copy(s, d)
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(ROOT / "docs"), "-d", str(src.parent / "doctrees"),
-           "-j", "2", str(src), str(out)]
+           "-j", "2", str(src), str(src.parent / "html")]  # myst-nb puts its jupyter_execute/ beside the output
     subprocess.run(cmd, check=True, env=dict(os.environ, SITE_MATHJAX_DIR=str(mj)))
+    shutil.move(src.parent / "html", out)
     (out / ".nojekyll").touch()
 
 
