@@ -356,7 +356,7 @@ def plot_vs_ratio(
     data = runs.assign(gamma=runs["gamma"].map(lambda g: f"{g:g}"))
     fg = sns.relplot(data=data, x="ratio", y=metric, hue=hue, hue_order=order[hue], col=col, col_order=order[col],
                      kind="line", marker="o", errorbar=errorbar, palette="viridis" if hue == "gamma" else "deep",
-                     height=3, aspect=0.9)
+                     col_wrap=3, height=3.2, aspect=1.1)  # at most 3 panels a row: readable at page width
     for ax in fg.axes.flat:
         ax.set_xscale("log")
         ax.set_xticks(ratios, [ratio_label(r) for r in ratios])
