@@ -213,8 +213,6 @@ def offline_dataset(
 
 # %% ../nbs/02_data.ipynb #7d83a339
 _BACKBONE_VERSION = 1  # bump when the pretraining recipe changes, so old folders are not reused
-_threads_lock = threading.Lock()
-_threads_state = {"users": 0, "saved": None}
 
 
 def _settings_hash(settings: dict) -> str:
@@ -229,23 +227,36 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _torch_threads(num_threads=None):
-    "Run torch on `num_threads` threads inside the block (None: unchanged); the last of overlapping blocks restores the setting found by the first."
-    import torch
-    with _threads_lock:
-        if _threads_state["users"] == 0:
-            _threads_state["saved"] = torch.get_num_threads()
-        _threads_state["users"] += 1
-        if num_threads:
-            torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _threads_state["users"] -= 1
-            if _threads_state["users"] == 0:
-                torch.set_num_threads(_threads_state["saved"])
+class _TorchThreads:
+    """`with _TorchThreads(n):` runs torch on `n` threads (None: unchanged). The process's count is one for all
+    blocks, from any thread: the last of overlapping blocks restores the count found by the first, and each thread
+    gets its own back (torch's count is partly per thread, through OpenMP)."""
+    _lock, _local, _users, _saved = threading.Lock(), threading.local(), 0, None
+
+    def __init__(self, num_threads=None):
+        self.num_threads = num_threads
+
+    def __enter__(self):
+        import torch
+        cls = type(self)
+        with cls._lock:
+            if cls._users == 0:
+                cls._saved = torch.get_num_threads()
+            cls._users += 1
+        cls._local.__dict__.setdefault("stack", []).append(torch.get_num_threads())
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+
+    def __exit__(self, *exc):
+        import torch
+        cls = type(self)
+        mine = cls._local.stack.pop()
+        with cls._lock:
+            cls._users -= 1
+            torch.set_num_threads(cls._saved if cls._users == 0 else mine)
+
+
+_torch_threads = _TorchThreads  # `with _torch_threads(1):`
 
 
 def _pretrain_device() -> str:
@@ -417,7 +428,6 @@ def has_internet(
     url: str = SHOPEE_URL,  # checked with an HTTP HEAD request
 ) -> bool:  # True if `url` answered within `timeout`
     "Whether `url` (AutoGluon's shopee zip) answers an HTTP HEAD request within `timeout` seconds."
-    import threading
     import urllib.request
     timeout = check_number("timeout", timeout, low=0, low_open=True, hint="seconds, e.g. 3")
     answer = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from collections import Counter
 from fractions import Fraction
 
@@ -22,7 +21,7 @@ from tqdm import tqdm
 
 from ._checks import check_choice, check_gamma, check_int, check_number, check_seed
 from .core import WEIGHT_METHODS, class_weights
-from .data import DIGIT_CLASSES, digits_split
+from .data import DIGIT_CLASSES, _TorchThreads, digits_split
 from .evaluate import evaluate, machine_info, paired_diff, summarize
 from .losses import FocalLoss
 
@@ -75,32 +74,7 @@ def _check_recipe(epochs, lr, batch_size, width) -> None:
     check_number("lr", lr, low=0, low_open=True, hint="1e-2 is the default")
 
 
-class _OneThread:
-    "`with _one_thread:` runs torch on one thread; each thread, and the process, gets its own setting back afterwards."
-
-    def __init__(self):
-        self._lock, self._local, self._users, self._saved = threading.Lock(), threading.local(), 0, None
-
-    def __reduce__(self):  # a worker process gets its own, empty state: torch's thread count belongs to a process
-        return (type(self), ())
-
-    def __enter__(self):
-        with self._lock:  # the setting before the first of overlapping blocks is the process's own
-            if self._users == 0:
-                self._saved = torch.get_num_threads()
-            self._users += 1
-        stack = self._local.__dict__.setdefault("stack", [])
-        stack.append(torch.get_num_threads())  # torch's count is partly per thread (OpenMP): set it in this thread
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        mine = self._local.stack.pop()
-        with self._lock:
-            self._users -= 1
-            torch.set_num_threads(self._saved if self._users == 0 else mine)
-
-
-_one_thread = _OneThread()
+_one_thread = _TorchThreads(1)  # `with _one_thread:` fits and predicts on one thread
 
 
 def _init(model: nn.Module, generator: torch.Generator) -> nn.Module:
