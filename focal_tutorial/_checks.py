@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'check_number', 'check_int', 'check_seed', 'check_gamma', 'check_factor', 'check_choice', 'check_1d',
-           'label_series', 'sorted_classes', 'check_classes', 'check_alpha']
+__all__ = ['SEED_MAX', 'check_number', 'check_int', 'check_seed', 'check_gamma', 'check_factor', 'check_choice', 'check_list',
+           'check_1d', 'label_series', 'sorted_classes', 'check_classes', 'check_alpha']
 
 # %% ../nbs/00_checks.ipynb #84d7984e
 def _hint(hint: str) -> str:
@@ -141,6 +141,32 @@ def check_choice(
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}{_hint(hint)}.")
     return value
+
+# %% ../nbs/00_checks.ipynb #f4947fe2
+def check_list(
+    name: str,  # the argument's name
+    values,  # the values: a list, tuple, range or other iterable (not a string or a dict)
+    check=None,  # `check(f"{name}[i]", value)` returns each value checked; None keeps them as they are
+    example: str = "",  # a usual value, for the messages, e.g. "[0, 2]"
+    empty: str = "",  # what an empty list means, e.g. " (an empty search space)"
+    unique: bool = True,  # refuse a value listed twice (after `check`)
+) -> list:  # the checked values
+    "`values` as a list of checked values, after checking it is a non-empty list (without duplicates if `unique`)."
+    eg = f"; e.g. {name}={example}" if example else ""
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list (or tuple, range), got {values!r}{eg}.")
+    values = [check(f"{name}[{i}]", v) if check else v for i, v in enumerate(values)]
+    if not values:
+        raise ValueError(f"{name} is empty{empty}; give at least one value{eg}.")
+    if unique:
+        seen, dups = set(), []
+        for v in values:
+            if v in seen and v not in dups:
+                dups.append(v)
+            seen.add(v)
+        if dups:
+            raise ValueError(f"{name} has duplicates {sorted(dups, key=str)}; list each value once.")
+    return values
 
 # %% ../nbs/00_checks.ipynb #d5308018
 def check_1d(

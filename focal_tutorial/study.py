@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
 from fractions import Fraction
 
 import matplotlib.pyplot as plt
@@ -19,7 +18,7 @@ from joblib import Parallel, delayed
 from torch import nn
 from tqdm import tqdm
 
-from ._checks import check_choice, check_gamma, check_int, check_number, check_seed
+from ._checks import check_choice, check_gamma, check_int, check_list, check_number, check_seed
 from .core import WEIGHT_METHODS, class_weights
 from .data import DIGIT_CLASSES, _TorchThreads, digits_split
 from .evaluate import evaluate, machine_info, paired_diff, summarize
@@ -175,19 +174,6 @@ def _run(data, gamma, alpha, ratio, seed, recipe) -> dict:
             "n_train": len(ytr), "n_rarest": int((ytr == len(classes) - 1).sum()), **scores}
 
 # %% ../nbs/06_study.ipynb #8e65047c
-def _as_list(name, values, example, check) -> list:
-    "`values` as a list of `check(f'{name}[i]', value)`, after checking it is a non-empty list without duplicates."
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"{name} must be a list (or tuple, range), got {values!r}; e.g. {name}={example}.")
-    values = [check(f"{name}[{i}]", v) for i, v in enumerate(values)]
-    if not values:
-        raise ValueError(f"{name} is empty; give at least one value, e.g. {name}={example}.")
-    dups = sorted((v for v, k in Counter(values).items() if k > 1), key=str)
-    if dups:
-        raise ValueError(f"{name} has duplicates {dups}; list each value once.")
-    return values
-
-
 def _alpha_name(name, a) -> str:
     return check_choice(name, "none" if a is None else a, ALPHAS,
                         hint="'none' = no class weights, the others are `class_weights` methods")
@@ -204,10 +190,10 @@ def sweep(
     progress: bool | float = False,  # tqdm progress bar: False, True, or the seconds between its updates (True: 1)
 ) -> pd.DataFrame:  # one row per run: ratio, gamma, alpha, seed, factor, n_train, n_rarest and the METRICS
     "Train and score every (ratio, seed, alpha, gamma) combination; deterministic by seed."
-    gammas = _as_list("gammas", gammas, "[0, 2]", lambda n, g: check_gamma(g, n))
-    alphas = _as_list("alphas", alphas, "['none', 'inverse']", _alpha_name)
-    ratios = _as_list("ratios", ratios, "[1, 1/3, 1/10]", lambda n, r: _check_ratio(r, n))
-    seeds = _as_list("seeds", seeds, "range(5)", lambda n, s: check_seed(s, n))
+    gammas = check_list("gammas", gammas, lambda n, g: check_gamma(g, n), "[0, 2]")
+    alphas = check_list("alphas", alphas, _alpha_name, "['none', 'inverse']")
+    ratios = check_list("ratios", ratios, lambda n, r: _check_ratio(r, n), "[1, 1/3, 1/10]")
+    seeds = check_list("seeds", seeds, lambda n, s: check_seed(s, n), "range(5)")
     _check_recipe(epochs, lr, batch_size, width)
     n_jobs = check_int("n_jobs", n_jobs, low=1)
     every = 1.0 if isinstance(progress, bool) else check_number(

@@ -61,18 +61,6 @@ def parse_alpha(
     return _checks.check_alpha(value, name=name)
 
 # %% ../nbs/07_tuning.ipynb #899ff168
-def _check_names(name: str, values, choices=None) -> list:
-    "`values` as a non-empty list of distinct items (each one of `choices`, if given)."
-    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"{name} must be a list, e.g. {name}={list(choices or ['...'])[:2]}, got {values!r}.")
-    values = list(values)
-    if not values:
-        raise ValueError(f"{name} is empty: an empty search space; list at least one value.")
-    if choices is not None:
-        values = [_checks.check_choice(f"{name}[{i}]", v, choices) for i, v in enumerate(values)]
-    return values
-
-
 def alpha_choices(
     labels,  # the training labels the trials train on
     methods=ALPHA_METHODS,  # weighting methods, any of ALPHA_METHODS
@@ -80,9 +68,8 @@ def alpha_choices(
     beta: float = 0.999,  # the "effective" method's beta
 ) -> dict:  # {method: "w0,w1,..."}
     "One AutoMM alpha string per weighting method, weights in AutoMM's class order: 'none' is equal weights."
-    methods = _check_names("methods", methods, ALPHA_METHODS)
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"methods has duplicates {methods}; list each method once.")
+    methods = _checks.check_list("methods", methods, lambda n, m: _checks.check_choice(n, m, ALPHA_METHODS),
+                                 "['none', 'inverse']", empty=" (an empty search space)")
     y = _checks.label_series(labels)
     classes = automm_classes(y) if classes is None else _checks.check_classes(classes)
     return {m: alpha_string([1 / len(classes)] * len(classes) if m == "none"
@@ -100,9 +87,7 @@ def focal_search_space(
 ) -> dict:  # AutoMM hyperparameters with two Ray Tune choices, for `tune_focal` or `MultiModalPredictor.fit`
     "AutoMM hyperparameters that search focal loss's gamma and alpha method with Ray Tune choices, alpha in AutoMM's class order."
     from ray import tune
-    gammas = [_checks.check_gamma(g, name=f"gammas[{i}]") for i, g in enumerate(_check_names("gammas", gammas))]
-    if len(set(gammas)) != len(gammas):
-        raise ValueError(f"gammas has duplicates {gammas}; list each value once.")
+    gammas = _checks.check_list("gammas", gammas, lambda n, g: _checks.check_gamma(g, name=n), "[0, 1, 2]", empty=" (an empty search space)")
     h = translate_hyperparameters(hyperparameters)
     taken = sorted(k for k in h if k == "optim.loss_func" or k.startswith("optim.focal_loss."))
     if taken:
@@ -425,7 +410,7 @@ def compare_with_baseline(
     if not isinstance(recipes, Mapping) or len(recipes) < 2:
         raise ValueError("recipes must be a dict of at least two {name: hyperparameters}, e.g. "
                          "{'tuned focal': tuned, 'cross-entropy': base}.")
-    seeds = [_checks.check_seed(s, name=f"seeds[{i}]") for i, s in enumerate(_check_names("seeds", seeds))]
+    seeds = _checks.check_list("seeds", seeds, lambda n, s: _checks.check_seed(s, name=n), "(0, 1, 2)", unique=False)
     for name, h in recipes.items():
         check_alpha(h, train_data, label=label)  # every recipe checked before the first fit
     _check_train_data(test_data, label, "test_data")

@@ -238,3 +238,20 @@ def test_checks_import_neither_torch_nor_autogluon():
     code = ("import sys, focal_tutorial._checks; "
             "bad = [m for m in ('torch', 'autogluon', 'lightning') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_check_list():
+    from focal_tutorial._checks import check_list
+    gamma = lambda n, g: check_gamma(g, n)
+    assert check_list("gammas", range(3), gamma) == [0.0, 1.0, 2.0]
+    assert check_list("seeds", [1, 1], unique=False) == [1, 1]
+    with pytest.raises(TypeError, match=r"gammas must be a list .* e\.g\. gammas=\[0, 2\]"):
+        check_list("gammas", "0,2", gamma, example="[0, 2]")
+    with pytest.raises(TypeError, match="must be a list"):
+        check_list("gammas", {0: 1}, gamma)  # a dict's keys are not a list of values
+    with pytest.raises(ValueError, match=r"gammas is empty \(an empty search space\)"):
+        check_list("gammas", [], gamma, empty=" (an empty search space)")
+    with pytest.raises(ValueError, match=r"gammas has duplicates \[2\.0\]"):
+        check_list("gammas", [2, 0, 2.0], gamma)  # 2 and 2.0 are one value once checked
+    with pytest.raises(ValueError, match=r"gammas\[1\]"):
+        check_list("gammas", [0, -1], gamma)
