@@ -17,11 +17,11 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from ._checks import _few, _py, check_classes, check_int, label_series, sorted_classes
+from ._checks import _few, _py, check_classes, check_int, check_number, label_series, sorted_classes
 
 # %% auto #0
-__all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'evaluate', 'summarize', 'paired_diff', 'plot_per_class_recall', 'plot_confusions',
-           'machine_info']
+__all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'evaluate', 'summarize', 'paired_diff', 'verdicts', 'plot_per_class_recall',
+           'plot_confusions', 'machine_info']
 
 # %% ../nbs/04_evaluate.ipynb #4050323e
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rare_class_recall")
@@ -169,6 +169,30 @@ def paired_diff(
                          "worse": delta.agg(lambda x: int((x < -EQUAL_WITHIN).sum())),
                          "equal": delta.agg(lambda x: int((x.abs() <= EQUAL_WITHIN).sum())),
                          "undefined": delta.agg(lambda x: int(x.isna().sum()))})
+
+# %% ../nbs/04_evaluate.ipynb #732eb829
+def verdicts(
+    runs: pd.DataFrame,  # one row per run: the `by` and `pair_on` columns and the metrics
+    candidate,  # the value of `by` judged, e.g. "focal"
+    baseline,  # the value of `by` it is compared with, e.g. "cross-entropy"
+    metrics=("balanced_accuracy", "macro_f1", "rare_class_recall"),  # the metric columns judged
+    by: str = "loss",  # the column naming what is compared
+    pair_on: str | list = "seed",  # the column(s) pairing a run with its baseline run
+    margin: float = 0.01,  # a mean paired difference up to this is no difference
+) -> pd.DataFrame:  # per metric: both means, the mean paired difference, pairs ahead/behind/level, verdict
+    "Seed-paired verdict of `candidate` against `baseline` per metric: 'better', 'worse' or 'no clear difference'."
+    margin = check_number("margin", margin, low=0)
+    rows = []
+    for m in _columns(runs, "metrics", list(metrics)):
+        d = paired_diff(runs, m, by=by, baseline=baseline, pair_on=pair_on).loc[candidate]
+        ahead, behind = int(d["better"]), int(d["worse"])
+        word = ("better" if d["mean"] > margin and behind == 0 else
+                "worse" if d["mean"] < -margin and ahead == 0 else "no clear difference")
+        means = runs.groupby(by)[m].mean()
+        rows.append({"metric": m, baseline: means[baseline], candidate: means[candidate], "difference": d["mean"],
+                     "ahead": ahead, "behind": behind, "level": int(d["equal"]), "seeds": int(d["n"]),
+                     "verdict": word})
+    return pd.DataFrame(rows).set_index("metric")
 
 # %% ../nbs/04_evaluate.ipynb #fb57f32b
 def plot_per_class_recall(

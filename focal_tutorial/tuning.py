@@ -25,7 +25,7 @@ from . import _checks
 from .automm import (_check_train_data, automm_classes, check_alpha, fit_predictor,
                                    focal_hyperparameters, translate_hyperparameters)
 from .core import WEIGHT_METHODS, class_weights
-from .evaluate import SCALAR_METRICS, evaluate, paired_diff
+from .evaluate import SCALAR_METRICS, evaluate, verdicts
 
 # %% auto #0
 __all__ = ['ALPHA_METHODS', 'GAMMA_KEY', 'ALPHA_KEY', 'DEFAULT_GAMMAS', 'MIN_TRIAL_SECONDS', 'SEARCHERS', 'SCHEDULERS',
@@ -440,18 +440,7 @@ def tuning_verdict(
     margin: float = 0.01,  # a mean difference up to this is no difference
 ) -> pd.DataFrame:  # per metric: both means, the mean paired difference, seeds ahead/behind/level, verdict
     "Seed-paired comparison of `tuned` with `baseline` per metric, with a verdict: better, worse or no clear difference."
-    margin = _checks.check_number("margin", margin, low=0)
-    rows = []
-    for m in metrics:
-        d = paired_diff(runs, m, by="recipe", baseline=baseline, pair_on="seed").loc[tuned]
-        ahead, behind = int(d["better"]), int(d["worse"])
-        word = ("better" if d["mean"] > margin and behind == 0 else
-                "worse" if d["mean"] < -margin and ahead == 0 else "no clear difference")
-        means = runs.groupby("recipe")[m].mean()
-        rows.append({"metric": m, baseline: means[baseline], tuned: means[tuned], "difference": d["mean"],
-                     "ahead": ahead, "behind": behind, "level": int(d["equal"]), "seeds": int(d["n"]),
-                     "verdict": word})
-    return pd.DataFrame(rows).set_index("metric")
+    return verdicts(runs, tuned, baseline, metrics, by="recipe", margin=margin)
 
 # %% ../nbs/07_tuning.ipynb #df086661
 def plot_trials(

@@ -363,3 +363,18 @@ def test_machine_info_holds_nothing_that_changes_between_runs():
     from focal_tutorial.evaluate import machine_info
     info = machine_info()
     assert set(info) <= {"cpu", "cores", "python", "torch", "torch_threads"} and info == machine_info()
+
+
+def test_verdicts_rule():
+    from focal_tutorial.evaluate import verdicts
+    runs = pd.DataFrame({"loss": ["ce"] * 3 + ["focal"] * 3, "seed": [0, 1, 2] * 2,
+                         "a": [0.5, 0.5, 0.5, 0.6, 0.6, 0.5],     # ahead by 0.067 on average, behind in no seed
+                         "b": [0.5, 0.5, 0.5, 0.7, 0.7, 0.4],     # ahead on average, behind in one seed
+                         "c": [0.5, 0.5, 0.5, 0.495, 0.5, 0.5]})  # behind by less than the margin
+    v = verdicts(runs, "focal", "ce", metrics=["a", "b", "c"])
+    assert v["verdict"].to_dict() == {"a": "better", "b": "no clear difference", "c": "no clear difference"}
+    assert verdicts(runs, "ce", "focal", metrics=["a"]).loc["a", "verdict"] == "worse"
+    assert v.loc["b", ["ahead", "behind", "level", "seeds"]].tolist() == [2, 1, 0, 3]
+    assert np.isclose(v.loc["a", "focal"], 1.7 / 3) and v.loc["a", "ce"] == 0.5
+    with pytest.raises(ValueError, match="margin"):
+        verdicts(runs, "focal", "ce", metrics=["a"], margin=-1)
