@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 import numpy as np
 import pandas as pd
@@ -21,11 +21,39 @@ def _hint(hint: str) -> str:
     return f"; {hint}" if hint else ""
 
 
+def _sci(v: int) -> str:
+    "A huge int in scientific notation, 4 significant digits (truncated), without writing out all its digits."
+    a = abs(v)
+    e = int(math.log10(a))  # may be one off for ints near a power of 10: corrected below
+    lead = a // 10 ** (e - 3)
+    while lead >= 10**4:
+        e, lead = e + 1, lead // 10
+    while lead < 10**3:
+        e -= 1
+        lead = a // 10 ** (e - 3)
+    return f"{'-' if v < 0 else ''}{lead // 1000}.{lead % 1000:03d}e+{e}"
+
+
+def _shown(value) -> str:
+    "`value` as a message shows it: a huge int in scientific notation (not its 400 digits), any repr cut at 60 characters."
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and abs(int(value)) >= 10**15:
+        return _sci(int(value))
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _got(value) -> str:
     "`value` for a message: its repr (shortened), and its type when the repr does not show it."
-    r = repr(value)
-    r = r if len(r) <= 60 else r[:57] + "..."
+    r = _shown(value)
     return r if isinstance(value, (int, float, str, type(None))) else f"{r} ({type(value).__name__})"
+
+
+def _refuse_unordered(name: str, value, fix: str) -> None:
+    "Refuse a set, frozenset or a dict's keys view where an order is needed: its order is not one anybody chose."
+    if isinstance(value, Set):
+        raise TypeError(f"{name} must be a list in a fixed order, not a {type(value).__name__}: a set has no order "
+                        "of its own (with strings it changes from one Python process to the next), and the order "
+                        f"says which class is which; {fix}.")
 
 
 def _py(v):
@@ -74,11 +102,11 @@ def check_number(
         raise TypeError(f"{name} must be {want}, got {_got(value)}{_hint(hint)}.")
     integral = isinstance(value, numbers.Integral)  # Python ints may exceed float's range: compare them exactly
     if (not integral and not math.isfinite(value)) or _outside(value, low, high, low_open, high_open):
-        raise ValueError(f"{name} must be {want}, got {value!r}{_hint(hint)}.")
+        raise ValueError(f"{name} must be {want}, got {_shown(value)}{_hint(hint)}.")
     try:
         return float(value)
     except OverflowError:
-        raise ValueError(f"{name} must be {want}, got {value!r}, too large for a float{_hint(hint)}.") from None
+        raise ValueError(f"{name} must be {want}, got {_shown(value)}, too large for a float{_hint(hint)}.") from None
 
 # %% ../nbs/00_checks.ipynb #4e30c755
 def check_int(
@@ -95,7 +123,7 @@ def check_int(
         raise TypeError(f"{name} must be {want}, got {_got(value)}{_hint(hint)}.")
     value = int(value)
     if _outside(value, low, high, False, False):
-        raise ValueError(f"{name} must be {want}, got {value!r}{_hint(hint)}.")
+        raise ValueError(f"{name} must be {want}, got {_shown(value)}{_hint(hint)}.")
     return value
 
 # %% ../nbs/00_checks.ipynb #21e2398b
@@ -154,7 +182,7 @@ def check_list(
     "`values` as a list of checked values, after checking it is a non-empty list (without duplicates if `unique`)."
     eg = f"; e.g. {name}={example}" if example else ""
     if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"{name} must be a list (or tuple, range), got {values!r}{eg}.")
+        raise TypeError(f"{name} must be a list (or tuple, range), got {_got(values)}{eg}.")
     values = [check(f"{name}[{i}]", v) if check else v for i, v in enumerate(values)]
     if not values:
         raise ValueError(f"{name} is empty{empty}; give at least one value{eg}.")
@@ -251,6 +279,7 @@ def check_classes(
     "`classes` as a list, after checking it is a non-empty sequence of distinct hashable labels."
     if isinstance(classes, (str, bytes, Mapping)) or not hasattr(classes, "__iter__"):
         raise TypeError(f"{name} must be a list of class labels, e.g. {name}=['cat', 'dog'], got {_got(classes)}.")
+    _refuse_unordered(name, classes, f"pass them in the order you want, e.g. {name}=sorted(...) (AutoMM's order)")
     out = [c.item() if isinstance(c, np.generic) else c for c in classes]
     if not out:
         raise ValueError(f"{name} is empty; list the classes, e.g. {name}=['cat', 'dog'].")
@@ -267,8 +296,21 @@ def check_classes(
     return out
 
 # %% ../nbs/00_checks.ipynb #c55907e7
+def _alpha_string(text: str, name: str) -> list[float]:
+    "The numbers of an alpha string, split as AutoMM's `FocalLoss` splits it: strip '(' and ')', split at ','."
+    numbers_ = []
+    for i, part in enumerate(text.strip("()").split(",")):
+        try:
+            numbers_.append(float(part))
+        except ValueError:
+            raise ValueError(f"{name}={_got(text)} is not a list of numbers AutoMM can read (part {i}, {part!r}, is not "
+                             "a number); write one weight per class separated by commas, e.g. '0.25,0.75' "
+                             "(parentheses allowed, no brackets), or pass a list.") from None
+    return numbers_
+
+
 def check_alpha(
-    alpha,  # None, or one weight per class: a list, tuple, 1-D array or tensor, or a Series indexed by class
+    alpha,  # None, or one weight per class: a list, tuple, 1-D array or tensor, a Series indexed by class, or a string "w0,w1,..."
     n_classes: int | None = None,  # the number of classes, if known
     classes=None,  # the classes in AutoMM's order, if known: reorders a Series
     name: str = "alpha",  # the argument's name
@@ -279,10 +321,14 @@ def check_alpha(
     if isinstance(alpha, Mapping):
         raise TypeError(f"{name} must be a list with one weight per class in class order, not a dict (its order is "
                         f"not necessarily AutoMM's); pass e.g. [{name}[c] for c in classes], or `class_weights(labels)`.")
+    _refuse_unordered(name, alpha, "give one weight per class in class order, e.g. [weight[c] for c in classes], "
+                                   "or `class_weights(labels)`")
     if classes is not None:
         classes = check_classes(classes)
         if n_classes is None:
             n_classes = len(classes)
+    if isinstance(alpha, str):  # "w0,w1,..." or "(w0,w1,...)": what AutoMM's FocalLoss reads, and what HPO samples
+        alpha = _alpha_string(alpha, name)
     if isinstance(alpha, pd.Series):
         index = list(alpha.index)
         if classes is None or len(index) != len(classes) or set(index) != set(classes):
@@ -290,11 +336,15 @@ def check_alpha(
                              f"{'are not the classes ' + repr(classes[:5]) if classes is not None else 'may not be in class order'}; "
                              f"pass a plain list in class order (`{name}.tolist()` if it is), or index it by the classes.")
         alpha = alpha.reindex(classes)
-    if isinstance(alpha, (str, bytes)) or not hasattr(alpha, "__len__"):
+    if isinstance(alpha, bytes) or not hasattr(alpha, "__len__"):
         raise TypeError(f"{name} must be None or a list with one weight per class, got {_got(alpha)}; "
                         "e.g. `class_weights(train_labels)`.")
     if getattr(alpha, "ndim", 1) != 1:
         raise ValueError(f"{name} must be 1-D (one weight per class), got shape {tuple(alpha.shape)}.")
+    kind = str(getattr(alpha, "dtype", ""))
+    if "complex" in kind or "bool" in kind:  # NumPy's and torch's complex and bool dtypes
+        raise TypeError(f"{name} must hold real weights (one finite number >= 0 per class), got an array of dtype "
+                        f"{kind}; pass float weights, e.g. `class_weights(labels)`.")
     if hasattr(alpha, "detach"):  # a torch tensor, without importing torch
         alpha = alpha.detach().cpu().tolist()
     elif hasattr(alpha, "tolist"):

@@ -210,7 +210,8 @@ def test_check_alpha_series_is_reordered_by_classes_or_refused():
 
 @pytest.mark.parametrize("alpha, kwargs, error, message", [
     ({"a": 1.0}, {}, TypeError, "not a dict"),
-    ("0.5", {}, TypeError, "alpha must be None or a list"),
+    ("0.5", {"n_classes": 2}, ValueError, "alpha has 1 weights but there are 2 classes"),  # a string of one weight
+    (b"0.5,0.5", {}, TypeError, "alpha must be None or a list"),
     (0.5, {}, TypeError, "alpha must be None or a list"),
     (np.ones((2, 2)), {}, ValueError, "alpha must be 1-D"),
     ([0.5, -1], {}, ValueError, "alpha[1] must be a finite number >= 0, got -1"),
@@ -232,6 +233,96 @@ def test_check_alpha_errors(alpha, kwargs, error, message):
 def test_check_alpha_roundtrip(weights):
     assert check_alpha(weights, n_classes=len(weights)) == weights
     assert check_alpha(np.array(weights)) == weights
+
+
+# issue 17, item 10: the strings AutoMM's FocalLoss reads (and HPO samples) are accepted, strictly, as AutoMM reads them
+@pytest.mark.parametrize("text, weights", [
+    ("0.0667,0.1333,0.2667,0.5333", [0.0667, 0.1333, 0.2667, 0.5333]),  # what tuning's alpha_string writes
+    ("(0.25,0.75)", [0.25, 0.75]),  # AutoMM strips '(' and ')'
+    ("0.25, 0.75", [0.25, 0.75]),  # float() ignores the spaces around a number
+    ("1e-3,2", [0.001, 2.0]),
+    ("3", [3.0]),
+])
+def test_check_alpha_reads_automms_alpha_strings(text, weights):
+    assert check_alpha(text) == weights
+    assert check_alpha(text, n_classes=len(weights), name="optim.focal_loss.alpha") == weights
+
+
+@pytest.mark.parametrize("text, error, message", [
+    ("[0.25,0.75]", ValueError, r"alpha='\[0.25,0.75\]' is not a list of numbers AutoMM can read \(part 0, '\[0.25', "),
+    ("", ValueError, r"alpha='' is not a list of numbers AutoMM can read"),
+    ("0.25,,0.75", ValueError, r"part 1, '', is not a number"),
+    ("0.25,0.75,", ValueError, r"part 2, '', is not a number"),
+    ("0.25;0.75", ValueError, r"part 0, '0.25;0.75', is not a number"),
+    ("0.25,nan", ValueError, r"alpha\[1\] must be a finite number >= 0, got nan"),  # AutoMM would train on NaN
+    ("0.25,inf", ValueError, r"alpha\[1\] must be a finite number >= 0, got inf"),
+    ("-0.25,0.75", ValueError, r"alpha\[0\] must be a finite number >= 0, got -0.25"),
+    ("0,0", ValueError, "alpha is all zeros"),
+])
+def test_check_alpha_refuses_bad_alpha_strings(text, error, message):
+    with pytest.raises(error, match=message):
+        check_alpha(text)
+
+
+def test_check_alpha_string_count_is_checked_against_the_classes():
+    with pytest.raises(ValueError, match="alpha has 3 weights but there are 2 classes"):
+        check_alpha("0.2,0.3,0.5", classes=["cat", "dog"])
+
+
+def test_check_alpha_accepts_what_automms_focal_loss_accepts():
+    torch = pytest.importorskip("torch")
+    losses = pytest.importorskip("autogluon.multimodal.optim.losses.focal_loss")
+    for text in ("0.0667,0.1333,0.2667,0.5333", "(0.25,0.75)", "0.25, 0.75", "((1e-3,2))"):
+        read = losses.FocalLoss(alpha=text).nll_loss.weight  # AutoMM's own parser
+        assert torch.allclose(read, torch.tensor(check_alpha(text), dtype=torch.float32)), text
+
+
+# issue 17, item 2: a set has no order of its own, so it is refused where an order says which class is which
+@pytest.mark.parametrize("value", [{0.1, 0.2, 0.3}, frozenset([0.1, 0.2]), {"a": 0.1, "b": 0.2}.keys()])
+def test_check_alpha_refuses_sets(value):
+    with pytest.raises(TypeError, match=r"alpha must be a list in a fixed order, not a (set|frozenset|dict_keys): "
+                                        r"a set has no order .*e\.g\. \[weight\[c\] for c in classes\]"):
+        check_alpha(value)
+
+
+@pytest.mark.parametrize("value", [{"a", "b", "c"}, frozenset(["a", "b"]), {"a": 1, "b": 2}.keys()])
+def test_check_classes_refuses_sets(value):
+    with pytest.raises(TypeError, match=r"classes must be a list in a fixed order, not a .*classes=sorted\(\.\.\.\)"):
+        check_classes(value)
+    with pytest.raises(TypeError, match="not a"):
+        check_alpha([0.5, 0.5], classes=value)
+
+
+# issue 17, item 15: complex and bool weights are refused as a whole, arrays and tensors as lists are
+def test_check_alpha_refuses_complex_and_bool_arrays():
+    torch = pytest.importorskip("torch")
+    for alpha in (np.array([0.5 + 1j, 0.5]), torch.tensor([0.5 + 0j, 0.5]), [0.5 + 0j, 0.5]):
+        with pytest.raises(TypeError, match=r"alpha(\[0\])? must"):
+            check_alpha(alpha)
+    for alpha in (np.array([True, False]), torch.tensor([True, True]), [True, True]):
+        with pytest.raises(TypeError, match=r"alpha(\[0\])? must (hold real weights|be a finite number)"):
+            check_alpha(alpha)
+    with pytest.raises(TypeError, match="got an array of dtype torch.complex64"):
+        check_alpha(torch.tensor([1 + 0j, 1]))
+    with pytest.raises(TypeError, match="got an array of dtype torch.bool"):
+        check_alpha(torch.tensor([True, True]))
+
+
+# issue 17, item 15: a huge number is shown short in messages
+@pytest.mark.parametrize("value, shown", [
+    (10**400, "got 1.000e+400, too large for a float"),
+    (-10**400, "got -1.000e+400;"),
+    (10**5000, "got 1.000e+5000, too large"),  # Python refuses to write ints of more than 4300 digits
+    (10**400 - 1, "got 9.999e+399, too large"),
+    (123456789 * 10**391, "got 1.234e+399, too large"),
+], ids=["1e400", "-1e400", "1e5000", "1e400-1", "1.234e399"])
+def test_huge_numbers_are_shown_short(value, shown):
+    with pytest.raises(ValueError) as e:
+        check_gamma(value)
+    assert shown in str(e.value) and len(str(e.value)) < 250
+    with pytest.raises(ValueError) as e:
+        check_int("epochs", -value if value > 0 else value, low=1)
+    assert "e+" in str(e.value) and len(str(e.value)) < 120
 
 
 def test_checks_import_neither_torch_nor_autogluon():
