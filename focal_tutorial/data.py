@@ -32,7 +32,7 @@ PRETRAIN_CLASSES = (4, 5, 6, 7, 8, 9)  # the backbone's pretraining classes: no 
 
 # %% ../nbs/02_data.ipynb #8c4748e1
 def default_cache_dir() -> Path:  # $FOCAL_TUTORIAL_CACHE, else ~/.cache/focal_tutorial
-    "Where PNG files and the offline backbone are written: `$FOCAL_TUTORIAL_CACHE` if set, else `~/.cache/focal_tutorial`."
+    "Where the PNG files, the offline backbone and the shopee download are written: `$FOCAL_TUTORIAL_CACHE` if set, else `~/.cache/focal_tutorial`."
     env = os.environ.get("FOCAL_TUTORIAL_CACHE")
     return Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "focal_tutorial"
 
@@ -448,22 +448,54 @@ def has_internet(
 OFFLINE_HINT = ("Use the offline profile instead: `train_df, test_df = offline_dataset()` (focal_tutorial.data) and "
                 "`{**profile_hyperparameters('offline'), 'model.timm_image.checkpoint_name': offline_backbone()}` "
                 "(focal_tutorial.automm); it needs no download.")
+_SHOPEE_TABLES = ("shopee/train.csv", "shopee/test.csv")  # what AutoGluon reads from the archive
+
+
+def _zip_problem(path: Path) -> str | None:
+    "Why `path` is no usable shopee archive (a truncated download, another file), or None if it is one."
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            missing = [name for name in _SHOPEE_TABLES if name not in z.namelist()]
+            if missing:
+                return f"it holds no {' and no '.join(missing)}"
+            damaged = z.testzip()  # reads every member and checks its CRC
+            return f"its member {damaged} is damaged" if damaged else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        return f"it is not a readable zip archive ({type(e).__name__}: {e})"
 
 
 def shopee_dataset(
-    download_dir="./ag_automm_tutorial_imgcls",  # where AutoGluon puts file.zip and the shopee/ folder
+    download_dir=None,  # where AutoGluon puts file.zip and the shopee/ folder; default `default_cache_dir() / "shopee"`
     timeout: float = 3.0,  # seconds for the connection check
 ) -> tuple:  # (train_df, test_df) with `image` (absolute paths) and `label`, as AutoGluon returns them
-    "AutoGluon's shopee download (the data of AutoGluon's focal-loss tutorial); without internet a clear `ConnectionError` naming the offline profile."
+    "AutoGluon's shopee download (the data of AutoGluon's focal-loss tutorial), cached; each way it can fail gets its own clear error."
     timeout = check_number("timeout", timeout, low=0, low_open=True, hint="seconds, e.g. 3")
-    download_dir = Path(download_dir).expanduser().resolve()
-    have_zip = (download_dir / "file.zip").exists()
-    if not have_zip and not has_internet(timeout=timeout):
-        raise ConnectionError(f"The shopee dataset is downloaded from {SHOPEE_URL}, which did not answer within "
-                              f"{timeout} s: there seems to be no internet connection. " + OFFLINE_HINT)
+    download_dir = _cache_dir(None) / "shopee" if download_dir is None else Path(download_dir).expanduser().resolve()
     try:
         from autogluon.multimodal.utils.misc import shopee_dataset as _ag_shopee
+    except ImportError as e:
+        raise ImportError(f"shopee_dataset uses AutoGluon's loader, and autogluon.multimodal does not import here "
+                          f"({type(e).__name__}: {e}). Install focal_tutorial with its `automm` extra "
+                          "(autogluon.multimodal 1.6).") from e
+    archive = download_dir / "file.zip"
+    damaged = _zip_problem(archive) if archive.exists() else None
+    if damaged:  # AutoGluon reuses any file.zip it finds: a damaged one would fail on every call
+        archive.unlink()
+        damaged = f" The file.zip found in {download_dir} was unusable ({damaged}) and was removed."
+    if not archive.exists() and not has_internet(timeout=timeout):
+        raise ConnectionError(f"The shopee dataset is downloaded from {SHOPEE_URL}, which did not answer within "
+                              f"{timeout} s: there seems to be no internet connection.{damaged or ''} " + OFFLINE_HINT)
+    try:
         return _ag_shopee(str(download_dir))
     except Exception as e:
-        raise RuntimeError(f"Downloading or reading the shopee dataset into {download_dir} failed ({type(e).__name__}: "
-                           f"{e}). The download needs internet access to {SHOPEE_URL}. " + OFFLINE_HINT) from e
+        if not archive.exists():  # the download itself failed
+            raise ConnectionError(f"Downloading the shopee dataset from {SHOPEE_URL} into {download_dir} failed "
+                                  f"({type(e).__name__}: {e}); it needs internet access to that address. "
+                                  + OFFLINE_HINT) from e
+        problem = _zip_problem(archive)
+        if problem:  # e.g. an interrupted download
+            archive.unlink(missing_ok=True)
+            raise RuntimeError(f"The shopee archive {archive} is unusable ({problem}); it was removed, so the next "
+                               "call downloads it again.") from e
+        raise  # not about the download: AutoGluon's own error, unchanged

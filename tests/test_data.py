@@ -12,6 +12,7 @@ from focal_tutorial.core import make_imbalanced
 from focal_tutorial import data
 from focal_tutorial.data import (DIGIT_CLASSES, PRETRAIN_CLASSES, default_cache_dir, digits_split,
                                  has_internet, offline_backbone, offline_dataset, shopee_dataset)
+from shopee_archive import write_shopee_zip
 
 
 @pytest.fixture(scope="module")
@@ -293,15 +294,121 @@ def test_shopee_offline_message(monkeypatch, tmp_path):
 
 
 def test_shopee_download_failure_is_clear(monkeypatch, tmp_path):
+    "The download itself fails (no file.zip afterwards): a ConnectionError naming the address and the offline profile."
     monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
     misc = pytest.importorskip("autogluon.multimodal.utils.misc")
 
     def broken(download_dir, **k):
         raise OSError("connection reset")
     monkeypatch.setattr(misc, "shopee_dataset", broken)
-    with pytest.raises(RuntimeError, match="needs internet.*offline_dataset") as e:
+    with pytest.raises(ConnectionError, match="needs internet.*offline_dataset") as e:
         shopee_dataset(tmp_path)
     assert isinstance(e.value.__cause__, OSError)
+
+
+def _stand_in_download(monkeypatch, calls):
+    "AutoGluon's downloader replaced by one that writes a good shopee archive, and, as AutoGluon's, only if none exists."
+    loaders = pytest.importorskip("autogluon.common.loaders._utils")
+
+    def download(url, path=None, overwrite=False, sha1_hash=None, **k):
+        calls.append(url)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as AutoGluon's does
+        if not Path(path).exists():
+            write_shopee_zip(path, train_per_class=3, test_per_class=(2, 2, 2, 2))
+        return path
+    monkeypatch.setattr(loaders, "download", download)
+
+
+def test_shopee_reads_autogluons_layout(monkeypatch, tmp_path):
+    "A good file.zip in the folder: AutoGluon's own loader reads it, with no download and no connection check."
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
+    calls = []
+    _stand_in_download(monkeypatch, calls)
+    counts = write_shopee_zip(tmp_path / "file.zip", train_per_class=4, test_per_class=(3, 2, 2, 1))
+    train, test = shopee_dataset(tmp_path)
+    assert train["label"].value_counts().sort_index().to_dict() == counts["train"]
+    assert test["label"].value_counts().sort_index().to_dict() == counts["test"]
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in [*train["image"], *test["image"]])
+    assert calls == [data.SHOPEE_URL]  # AutoGluon's download step ran and kept the file (it exists)
+
+
+def test_shopee_downloads_into_the_cache_not_the_working_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("FOCAL_TUTORIAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    calls = []
+    _stand_in_download(monkeypatch, calls)
+    train, _ = shopee_dataset()
+    folder = tmp_path / "cache" / "shopee"
+    assert (folder / "file.zip").is_file() and calls == [data.SHOPEE_URL]
+    assert all(Path(p).is_relative_to(folder) for p in train["image"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing in the working directory
+
+
+def test_shopee_damaged_zip_is_fetched_again(monkeypatch, tmp_path):
+    "AutoGluon reuses any file.zip; a damaged one (half a download) is removed first and downloaded again."
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    calls = []
+    _stand_in_download(monkeypatch, calls)
+    (tmp_path / "file.zip").write_bytes(b"PK\x03\x04 half a download")
+    train, test = shopee_dataset(tmp_path)
+    assert len(train) == 12 and len(test) == 8 and calls == [data.SHOPEE_URL]
+    assert data._zip_problem(tmp_path / "file.zip") is None
+
+
+@pytest.mark.parametrize("content", ["not a zip", "other zip"])
+def test_shopee_damaged_zip_offline_says_so(monkeypatch, tmp_path, content):
+    import zipfile
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
+    misc = pytest.importorskip("autogluon.multimodal.utils.misc")
+    monkeypatch.setattr(misc, "shopee_dataset", lambda *a, **k: pytest.fail("tried to download"))
+    if content == "not a zip":
+        (tmp_path / "file.zip").write_bytes(b"<html>proxy error</html>")
+    else:
+        with zipfile.ZipFile(tmp_path / "file.zip", "w") as z:
+            z.writestr("other/train.csv", "image,label\n")
+    with pytest.raises(ConnectionError, match="unusable .* removed.*offline_dataset"):
+        shopee_dataset(tmp_path)
+    assert not (tmp_path / "file.zip").exists()
+
+
+def test_shopee_interrupted_download_is_removed(monkeypatch, tmp_path):
+    "The download leaves a truncated file.zip: a RuntimeError that says so, and the file is gone for the next call."
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    loaders = pytest.importorskip("autogluon.common.loaders._utils")
+
+    def truncated(url, path=None, **k):
+        write_shopee_zip(path, train_per_class=2, test_per_class=(1, 1, 1, 1))
+        Path(path).write_bytes(Path(path).read_bytes()[:300])
+        return path
+    monkeypatch.setattr(loaders, "download", truncated)
+    with pytest.raises(RuntimeError, match="unusable.*removed, so the next call downloads it again") as e:
+        shopee_dataset(tmp_path)
+    assert "internet" not in str(e.value) and not (tmp_path / "file.zip").exists()
+
+
+def test_shopee_missing_autogluon_is_named(monkeypatch, tmp_path):
+    "No AutoGluon (or an import that fails): the error names the import, not the network."
+    import sys
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
+    monkeypatch.setitem(sys.modules, "autogluon.multimodal.utils.misc", None)  # import raises ImportError
+    with pytest.raises(ImportError, match="autogluon.multimodal does not import.*automm") as e:
+        shopee_dataset(tmp_path)
+    assert "internet" not in str(e.value)
+
+
+def test_shopee_other_errors_are_not_blamed_on_the_network(monkeypatch, tmp_path):
+    "A good archive, then an error of AutoGluon's own (a full disk while unzipping): raised as it is."
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    misc = pytest.importorskip("autogluon.multimodal.utils.misc")
+    write_shopee_zip(tmp_path / "file.zip", train_per_class=2, test_per_class=(1, 1, 1, 1))
+
+    def full_disk(download_dir, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(misc, "shopee_dataset", full_disk)
+    with pytest.raises(OSError, match="No space left") as e:
+        shopee_dataset(tmp_path)
+    assert not isinstance(e.value, ConnectionError) and (tmp_path / "file.zip").exists()
 
 
 # ---- the cache keeps nothing broken and locks nobody out (regressions) -------------------------------------------
