@@ -14,7 +14,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['SEED_MAX', 'check_number', 'check_int', 'check_seed', 'check_gamma', 'check_factor', 'check_choice', 'check_list',
-           'check_1d', 'label_series', 'sorted_classes', 'check_classes', 'check_alpha']
+           'check_1d', 'label_series', 'label_column', 'sorted_classes', 'check_classes', 'check_alpha']
 
 # %% ../nbs/00_checks.ipynb #84d7984e
 def _hint(hint: str) -> str:
@@ -255,6 +255,27 @@ def _hashable(v) -> bool:
     except TypeError:
         return False
     return True
+
+# %% ../nbs/00_checks.ipynb #7a42f068
+def label_column(
+    df,  # the data: a DataFrame with one row per sample
+    label: str = "label",  # the label column's name
+    name: str = "df",  # the argument's name, e.g. "train_data"
+) -> pd.Series:  # the column, as it is in `df`
+    "The label column of `df`, after checking that `df` is a DataFrame with exactly one column named `label`."
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame with one row per sample and a {label!r} column, "
+                        f"got {type(df).__name__}.")
+    if not _hashable(label):
+        raise TypeError(f"label must be a column name such as 'label', got {_got(label)}.")
+    if label not in df.columns:
+        raise ValueError(f"no label column {label!r} in {name}; its columns are {_few(list(df.columns), 10)}. "
+                         "Pass label= with the right name.")
+    y = df[label]
+    if isinstance(y, pd.DataFrame):  # several columns of that name
+        raise ValueError(f"{name} has {y.shape[1]} columns named {label!r}, so the label column is ambiguous; drop or "
+                         f"rename the extra ones, e.g. `{name}.loc[:, ~{name}.columns.duplicated()]`.")
+    return y
 
 # %% ../nbs/00_checks.ipynb #745c056c
 def sorted_classes(

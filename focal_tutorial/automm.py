@@ -5,6 +5,7 @@
 # %% ../nbs/03_multimodal.ipynb #3554058b
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Mapping
@@ -140,6 +141,8 @@ def focal_hyperparameters(
     if isinstance(alpha, pd.Series) and classes is None:
         raise ValueError("alpha is a pd.Series: pass the class order with it, classes=automm_classes(train_labels), "
                          "so each weight goes to its class, or pass a plain list in AutoMM's class order.")
+    if classes is not None:
+        classes = _checks.check_classes(classes)  # a set is refused even when alpha is None
     alpha = _checks.check_alpha(alpha, classes=classes)
     gamma = _checks.check_gamma(gamma)
     reduction = _checks.check_choice("reduction", reduction, FOCAL_REDUCTIONS)
@@ -197,7 +200,7 @@ def profile_hyperparameters(
 ) -> dict:  # a new dict: the profile's recipe and the device settings
     "The AutoMM recipe of a walkthrough profile (without the loss), with the device and precision for `gpu`."
     _checks.check_choice("profile", name, PROFILES)
-    return {**PROFILE_HPARAMS[name], **device_hyperparameters(gpu)}
+    return {**copy.deepcopy(PROFILE_HPARAMS[name]), **device_hyperparameters(gpu)}  # its lists are the caller's own
 
 # %% ../nbs/03_multimodal.ipynb #5889e9c0
 def automm_classes(
@@ -205,7 +208,14 @@ def automm_classes(
     pos_label=None,  # the `data.pos_label` hyperparameter, if truthy: that class moves last
 ) -> list:  # the classes in the order AutoMM numbers them
     "The class order of AutoMM's label encoder: sorted unique labels (`data.pos_label`, if set, last)."
-    classes = _checks.sorted_classes(_checks.label_series(labels))  # what AutoMM's LabelEncoder sorts them into
+    labels = _checks.label_series(labels)
+    try:
+        classes = _checks.sorted_classes(labels)  # what AutoMM's LabelEncoder sorts them into
+    except TypeError:  # AutoMM's encoder (scikit-learn's LabelEncoder) cannot sort them either: classes= cannot help
+        kinds = sorted({type(v).__name__ for v in labels})
+        raise TypeError(f"the labels mix types ({', '.join(kinds)}), which AutoMM's label encoder cannot sort, so it "
+                        "cannot train on them whatever classes= says; make them one type first, e.g. "
+                        "`df['label'] = df['label'].astype(str)`.") from None
     if any(isinstance(c, tuple) for c in classes):  # AutoMM's encoder turns them into rows of a 2-D array
         raise TypeError(f"AutoMM cannot train on tuple labels such as {classes[0]!r}: its label encoder splits them "
                         "into columns. Join each into one string first, e.g. `df['label'].map(str)`.")
@@ -218,13 +228,7 @@ def automm_classes(
 # %% ../nbs/03_multimodal.ipynb #0b120383
 def _check_train_data(train_data, label: str, name: str = "train_data") -> pd.Series:
     "The label column of `train_data`, checked; `name` is the argument the messages blame (e.g. 'tuning_data')."
-    if not isinstance(train_data, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame (e.g. an `image` column and a {label!r} column), "
-                        f"got {type(train_data).__name__}.")
-    if label not in train_data.columns:
-        raise ValueError(f"no label column {label!r} in {name}; its columns are {list(train_data.columns)}. "
-                         "Pass label= with the right name.")
-    y = train_data[label]
+    y = _checks.label_column(train_data, label, name)  # a DataFrame with exactly one such column
     if len(y) == 0:
         raise ValueError(f"{name} has no rows.")
     if y.isna().any():
@@ -237,6 +241,8 @@ def _validate(hyperparameters, train_data, label: str = "label", classes=None) -
     "AutoMM's class order and the translated hyperparameters with every focal setting checked (see `check_alpha`)."
     h = _translate(hyperparameters, warn=False)
     y = _check_train_data(train_data, label)
+    if classes is not None:
+        classes = _checks.check_classes(classes)  # checked even where alpha does not need it: a set is refused
     pos_label = h.get("data.pos_label")
     order = automm_classes(y, pos_label=pos_label)
     focal_keys = sorted(k for k in h if k.startswith("optim.focal_loss."))
@@ -262,7 +268,6 @@ def _validate(hyperparameters, train_data, label: str = "label", classes=None) -
                          "not in sorted order, while class_weights(labels) returns weights in sorted order: "
                          f"{fix}, and pass classes={order} (to check_alpha or fit_predictor) to confirm that order.")
     if classes is not None:
-        classes = _checks.check_classes(classes)
         known = set(order)
         missing = [c for c in order if c not in set(classes)]
         extra = [c for c in classes if c not in known]
@@ -305,6 +310,9 @@ def fit_predictor(
     **fit_kwargs,  # passed to `MultiModalPredictor.fit` (tuning_data, time_limit, presets, ...)
 ):  # the fitted `MultiModalPredictor`
     "Check the data and hyperparameters, then create and fit an AutoMM classifier; errors come before any training."
+    if predictor_kwargs is not None and not isinstance(predictor_kwargs, Mapping):
+        raise TypeError(f"predictor_kwargs must be a dict of MultiModalPredictor arguments, e.g. "
+                        f"{{'enable_progress_bar': False}}, got {_checks._got(predictor_kwargs)}.")
     predictor_kwargs = dict(predictor_kwargs or {})
     reserved = sorted(set(predictor_kwargs) & {"label", "problem_type", "path", "verbosity"})
     if reserved:

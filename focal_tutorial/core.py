@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._checks import (
-    _few, _py, check_choice, check_classes, check_factor, check_number, check_seed, label_series, sorted_classes)
+from ._checks import (_few, _py, check_choice, check_classes, check_factor, check_number, check_seed,
+                                    label_column, label_series, sorted_classes)
 
 # %% auto #0
 __all__ = ['WEIGHT_METHODS', 'class_weights', 'make_imbalanced']
@@ -60,16 +60,9 @@ def make_imbalanced(
     seed: int = 0,  # which rows are kept; same seed, same rows
 ) -> pd.DataFrame:  # a copy of the kept rows, in their original order and with their original index
     "Downsample `df` so that class k (sorted order) keeps `int(n_k * factor**k)` rows: a geometric imbalance."
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}.")
-    if label not in df.columns:
-        raise ValueError(f"no label column {label!r} in df; its columns are {list(df.columns)}. "
-                         "Pass `label=` with the right name.")
-    if (df.columns == label).sum() > 1:
-        raise ValueError(f"df has {int((df.columns == label).sum())} columns named {label!r}, so the label column "
-                         "is ambiguous; drop or rename the extra ones, e.g. `df.loc[:, ~df.columns.duplicated()]`.")
+    y = label_column(df, label, "df")  # a DataFrame with exactly one such column
     factor, seed = check_factor(factor), check_seed(seed)
-    codes, uniques = pd.factorize(label_series(df[label], f"df[{label!r}]"))
+    codes, uniques = pd.factorize(label_series(y, f"df[{label!r}]"))
     classes = sorted_classes(uniques)
     position = {c: k for k, c in enumerate(classes)}
     k_of_row = np.array([position[_py(u)] for u in uniques], dtype=np.int64)[codes]  # each row's class, sorted order

@@ -434,3 +434,85 @@ def test_automm_classes_refuses_tuple_labels():
     assert CustomLabelEncoder().fit(labels).classes_.ndim == 2  # why: AutoMM cannot encode them as classes
     with pytest.raises(TypeError, match="tuple labels .* Join each into one string"):
         automm_classes(labels)
+
+
+# --- issue 17 ------------------------------------------------------------------------------------------------------
+
+ALPHA_STRING = ",".join(f"{w:.6g}" for w in W)  # what tuning writes and AutoMM's FocalLoss reads
+
+
+def test_alpha_strings_are_accepted_everywhere_alpha_is_taken(recorder, train_df):  # item 10
+    parsed = [float(x) for x in ALPHA_STRING.split(",")]
+    assert focal_hyperparameters(ALPHA_STRING)["optim.focal_loss.alpha"] == parsed
+    assert focal_hyperparameters("(" + ALPHA_STRING + ")")["optim.focal_loss.alpha"] == parsed
+    hand_written = {"optim.loss_func": "focal_loss", "optim.focal_loss.alpha": ALPHA_STRING}
+    assert check_alpha(hand_written, train_df) == [0, 1, 2, 3]
+    fit_predictor(train_df, hand_written)
+    assert recorder.calls[-1][2]["hyperparameters"]["optim.focal_loss.alpha"] == parsed  # AutoMM gets the floats
+
+
+@pytest.mark.parametrize("alpha, message", [
+    ("0.1,0.2,0.3", "has 3 weights but the training data has 4 classes"),
+    ("0.1,0.2,nan,0.4", r"optim.focal_loss.alpha[2] must be a finite number >= 0, got nan"),
+    ("[0.1,0.2,0.3,0.4]", "is not a list of numbers AutoMM can read"),
+])
+def test_bad_alpha_strings_are_refused_before_any_fit(recorder, train_df, alpha, message):  # item 10
+    with pytest.raises(ValueError) as e:
+        fit_predictor(train_df, {"optim.loss_func": "focal_loss", "optim.focal_loss.alpha": alpha})
+    assert message in str(e.value)
+    assert recorder.calls == []
+
+
+def test_set_alpha_and_set_classes_are_refused(recorder, train_df):  # item 2
+    with pytest.raises(TypeError, match="alpha must be a list in a fixed order, not a set"):
+        focal_hyperparameters({0.1, 0.2, 0.3, 0.4})
+    with pytest.raises(TypeError, match="not a set"):
+        fit_predictor(train_df, {"optim.loss_func": "focal_loss", "optim.focal_loss.alpha": {0.1, 0.2, 0.3, 0.4}})
+    with pytest.raises(TypeError, match="classes must be a list in a fixed order, not a set"):
+        fit_predictor(train_df, focal_hyperparameters(W), classes={0, 1, 2, 3})
+    with pytest.raises(TypeError, match="classes must be a list in a fixed order, not a frozenset"):
+        check_alpha(focal_hyperparameters(None), train_df, classes=frozenset({0, 1, 2, 3}))  # even without alpha
+    with pytest.raises(TypeError, match="classes must be a list in a fixed order, not a set"):
+        focal_hyperparameters(None, classes={"a", "b"})
+    assert recorder.calls == []
+
+
+def test_profile_hyperparameters_returns_copies():  # item 3
+    h = profile_hyperparameters("offline", gpu=False)
+    h["model.names"] += ["hf_text"]
+    assert profile_hyperparameters("offline", gpu=False)["model.names"] == ["timm_image"]
+    assert PROFILE_HPARAMS["offline"]["model.names"] == ["timm_image"]
+
+
+def test_two_label_columns_are_named(recorder, train_df):  # item 12
+    twice = pd.concat([train_df, train_df[["label"]]], axis=1)
+    for call in (lambda: check_alpha(focal_hyperparameters(W), twice), lambda: fit_predictor(twice),
+                 lambda: fit_predictor(train_df, tuning_data=twice)):
+        with pytest.raises(ValueError, match=r"has 2 columns named 'label', so the label column is ambiguous; drop "
+                                             r"or rename the extra ones"):
+            call()
+    assert recorder.calls == []
+
+
+def test_mixed_type_labels_are_refused_without_suggesting_classes(recorder):  # item 15
+    mixed = pd.DataFrame({"image": ["a", "b", "c", "d"], "label": [1, "a", 1, "a"]})
+    for call in (lambda: fit_predictor(mixed), lambda: fit_predictor(mixed, classes=[1, "a"]),
+                 lambda: check_alpha(None, mixed, classes=[1, "a"]), lambda: automm_classes(mixed["label"])):
+        with pytest.raises(TypeError) as e:
+            call()
+        assert "AutoMM's label encoder cannot sort" in str(e.value) and "astype(str)" in str(e.value)
+        assert "pass `classes=`" not in str(e.value)
+    assert recorder.calls == []
+
+
+def test_automms_label_encoder_indeed_refuses_mixed_types():  # the reason classes= cannot help
+    from autogluon.multimodal.data.label_encoder import CustomLabelEncoder
+    with pytest.raises(TypeError):
+        CustomLabelEncoder().fit(pd.Series([1, "a", 1, "a"]))
+
+
+@pytest.mark.parametrize("kwargs", [["x"], "enable_progress_bar", [("enable_progress_bar", False)]])
+def test_predictor_kwargs_must_be_a_dict(recorder, train_df, kwargs):  # item 15
+    with pytest.raises(TypeError, match=r"predictor_kwargs must be a dict of MultiModalPredictor arguments"):
+        fit_predictor(train_df, predictor_kwargs=kwargs)
+    assert recorder.calls == []

@@ -316,3 +316,19 @@ def test_make_imbalanced_same_counts_for_ints_strings_and_tuples(sizes, factor, 
     as_str = make_imbalanced(ints.assign(label=ints["label"].map("c{}".format)), factor=factor, seed=seed)
     as_tuple = make_imbalanced(ints.assign(label=[(k, "t") for k in ints["label"]]), factor=factor, seed=seed)
     assert a.index.equals(as_str.index) and a.index.equals(as_tuple.index)  # same classes order, same rows
+
+
+# issue 17, item 2: a set of classes has no order of its own (for strings it changes between processes): refused
+@pytest.mark.parametrize("classes", [{"a", "b", "c"}, frozenset({"a", "b", "c"}), dict.fromkeys("abc").keys()])
+def test_class_weights_refuses_a_set_of_classes(classes):
+    labels = ["a"] * 10 + ["b"] * 90 + ["c"] * 5
+    with pytest.raises(TypeError, match=r"classes must be a list in a fixed order, not a .*classes=sorted"):
+        class_weights(labels, classes=classes)
+    assert class_weights(labels, classes=sorted(classes)) == class_weights(labels)  # the fix the message names
+
+
+def test_make_imbalanced_label_column_checks_are_the_shared_ones():
+    with pytest.raises(ValueError, match=r"no label column 'class' in df; its columns are \["):
+        make_imbalanced(balanced(5), label="class")
+    with pytest.raises(TypeError, match="label must be a column name"):
+        make_imbalanced(balanced(5), label=["label"])
