@@ -17,7 +17,8 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from ._checks import _few, _py, check_classes, check_int, check_number, label_series, sorted_classes
+from ._checks import (_few, _got, _hashable, _py, check_classes, check_int, check_number, label_series,
+                                    sorted_classes)
 
 # %% auto #0
 __all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'evaluate', 'summarize', 'paired_diff', 'verdicts', 'plot_per_class_recall',
@@ -71,10 +72,17 @@ def evaluate(
 # %% ../nbs/04_evaluate.ipynb #494d1fa8
 def _columns(runs, name: str, cols) -> list:
     "`cols` (a column name or a list of them) as a list, after checking that `runs` has them."
-    cols = [cols] if isinstance(cols, str) else list(cols)
-    missing = [c for c in cols if c not in runs.columns]
-    if not cols or missing:
-        raise ValueError(f"no column {(missing or [None])[0]!r} in runs; its columns are {list(runs.columns)}. "
+    if isinstance(cols, (str, bytes)) or not hasattr(cols, "__iter__"):
+        cols = [cols]
+    elif isinstance(cols, Mapping):
+        raise TypeError(f"{name} must be a column name or a list of them, got {_got(cols)}.")
+    cols = list(cols)
+    if not cols:
+        raise ValueError(f"{name} is empty; name at least one column of runs, e.g. {name}={list(runs.columns)[-1]!r} "
+                         f"(its columns are {_few(list(runs.columns), 10)}).")
+    missing = [c for c in cols if not _hashable(c) or c not in runs.columns]
+    if missing:
+        raise ValueError(f"no column {missing[0]!r} in runs; its columns are {list(runs.columns)}. "
                          f"Pass {name}= with the right name (or a list of names).")
     return cols
 
@@ -104,10 +112,7 @@ def summarize(
         if not metrics:
             raise ValueError(f"runs has none of the metric columns {list(SCALAR_METRICS)}; pass metrics=[...].")
     else:
-        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-        missing = [m for m in metrics if m not in runs.columns]
-        if missing:
-            raise ValueError(f"metrics {missing} are not columns of runs {list(runs.columns)}.")
+        metrics = _columns(runs, "metrics", metrics)  # one name or a list of them, not empty
     bad = [m for m in metrics if not pd.api.types.is_numeric_dtype(runs[m])]
     if bad:
         raise ValueError(f"metric columns {bad} are not numeric.")
@@ -129,8 +134,29 @@ EQUAL_WITHIN = 1e-9  # |difference| up to this counts as equal: floating-point r
 
 def _selects(col: pd.Series, value) -> np.ndarray:
     "The rows of `col` equal to `value`; a missing `value` (None, NaN) selects the missing rows."
-    missing = value is None or (isinstance(value, float) and math.isnan(value))
-    return (col.isna() if missing else col == value).to_numpy(dtype=bool)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return col.isna().to_numpy(dtype=bool)
+    if isinstance(value, tuple):  # pandas would compare a tuple element by element with the column
+        return np.array([isinstance(v, tuple) and v == value for v in col], dtype=bool)
+    return (col == value).to_numpy(dtype=bool)
+
+
+def _check_value(name: str, value, column: str, example) -> None:
+    "Refuse a `value` of `column` that no cell can equal: a list, a dict, an array (not hashable)."
+    if not _hashable(value):
+        several = "; to compare with several baselines, call once per baseline" if name.startswith("baseline") else ""
+        raise TypeError(f"{name} must be one value of the column {column!r} (e.g. {example!r}), got "
+                        f"{_got(value)}{several}.")
+
+
+def _one_run_each(runs: pd.DataFrame, cols: list, pair_on: list) -> None:
+    "Refuse runs that repeat a combination of `cols`: a pair must be one run and one baseline run."
+    dup = runs.duplicated(cols, keep=False)
+    if dup.any():
+        repeated = runs.loc[dup, cols].drop_duplicates().to_dict("records")
+        raise ValueError(f"runs has several rows for {_few(repeated, 3)}; each group needs exactly one run per "
+                         f"{pair_on}, or the pairs are ambiguous. Drop the repeats (e.g. "
+                         f"`runs.drop_duplicates({cols})`) or add the column that tells them apart to by= or pair_on=.")
 
 
 def paired_diff(
@@ -151,8 +177,12 @@ def paired_diff(
     if not isinstance(baseline, Mapping):
         if len(keys) > 1:
             raise ValueError(f"by has several columns {keys}: pass baseline as a dict {{column: value}}.")
+        _check_value("baseline", baseline, keys[0], _py(runs[keys[0]].iloc[0]))
         baseline = {keys[0]: baseline}
     _columns(runs, "baseline", list(baseline))
+    for c, v in baseline.items():
+        _check_value(f"baseline[{c!r}]", v, c, _py(runs[c].iloc[0]))
+    _one_run_each(runs, list(dict.fromkeys(keys + pairs)), pairs)  # neither side may repeat a pair
     base = runs[np.logical_and.reduce([_selects(runs[c], v) for c, v in baseline.items()])]
     if base.empty:
         raise ValueError(f"runs hold no baseline run ({baseline}); include the baseline in the runs.")
@@ -175,23 +205,51 @@ def verdicts(
     runs: pd.DataFrame,  # one row per run: the `by` and `pair_on` columns and the metrics
     candidate,  # the value of `by` judged, e.g. "focal"
     baseline,  # the value of `by` it is compared with, e.g. "cross-entropy"
-    metrics=("balanced_accuracy", "macro_f1", "rare_class_recall"),  # the metric columns judged
+    metrics=("balanced_accuracy", "macro_f1", "rare_class_recall"),  # the metric column(s) judged
     by: str = "loss",  # the column naming what is compared
     pair_on: str | list = "seed",  # the column(s) pairing a run with its baseline run
     margin: float = 0.01,  # a mean paired difference up to this is no difference
-) -> pd.DataFrame:  # per metric: both means, the mean paired difference, pairs ahead/behind/level, verdict
-    "Seed-paired verdict of `candidate` against `baseline` per metric: 'better', 'worse' or 'no clear difference'."
+) -> pd.DataFrame:  # per metric, over the pairs where both runs have the metric: both means, the mean difference, pairs ahead/behind/level, their number, undefined pairs, verdict
+    "Seed-paired verdict of `candidate` against `baseline` per metric: 'better', 'worse', 'no clear difference' (or 'undefined')."
     margin = check_number("margin", margin, low=0)
+    _check_runs(runs)
+    keys, pairs = _columns(runs, "by", by), _columns(runs, "pair_on", pair_on)
+    if len(keys) != 1:
+        raise ValueError(f"by must be one column naming what is compared, got {keys}; for a grid of settings use "
+                         "paired_diff with a dict baseline.")
+    by, metrics = keys[0], _columns(runs, "metrics", metrics)  # a string is one metric, not its letters
+    present = [_py(v) for v in pd.unique(runs[by])]
+    side = {}
+    for name, value in (("candidate", candidate), ("baseline", baseline)):
+        _check_value(name, value, by, present[0])
+        side[name] = _selects(runs[by], value)
+        if not side[name].any():
+            raise ValueError(f"no run has {by}={value!r} (the {name}); the values of {by!r} are {_few(present)}.")
+    if (side["candidate"] & side["baseline"]).any():
+        raise ValueError(f"candidate and baseline are the same ({candidate!r}); compare two different {by!r} values.")
+    sel = runs[side["candidate"] | side["baseline"]]
+    _one_run_each(sel, [by, *pairs], pairs)
+    cand, base = (sel[_selects(sel[by], v)].set_index(pairs) for v in (candidate, baseline))
+    on = pairs[0] if len(pairs) == 1 else pairs
+    unpaired = "; ".join(f"{v!r} has runs for {on} {_few([_py(k) for k in a.index.difference(b.index)])} that {w!r} lacks"
+                         for v, a, w, b in ((candidate, cand, baseline, base), (baseline, base, candidate, cand))
+                         if len(a.index.difference(b.index)))
+    if unpaired:
+        raise ValueError(f"the runs are not paired: {unpaired}. Run both for the same {on}, or keep only the "
+                         "pairs that both have.")
     rows = []
-    for m in _columns(runs, "metrics", list(metrics)):
-        d = paired_diff(runs, m, by=by, baseline=baseline, pair_on=pair_on).loc[candidate]
-        ahead, behind = int(d["better"]), int(d["worse"])
-        word = ("better" if d["mean"] > margin and behind == 0 else
+    for m in metrics:
+        d = paired_diff(sel, m, by=by, baseline=baseline, pair_on=pairs)
+        d = d[_selects(pd.Series(d.index, dtype=object), candidate)].iloc[0]
+        b, c = base[m], cand[m].reindex(base.index)
+        defined = (b.notna() & c.notna()).to_numpy()  # the pairs where both runs have the metric
+        ahead, behind, level, seeds = int(d["better"]), int(d["worse"]), int(d["equal"]), int(defined.sum())
+        word = ("undefined" if seeds == 0 else
+                "better" if d["mean"] > margin and behind == 0 else
                 "worse" if d["mean"] < -margin and ahead == 0 else "no clear difference")
-        means = runs.groupby(by)[m].mean()
-        rows.append({"metric": m, baseline: means[baseline], candidate: means[candidate], "difference": d["mean"],
-                     "ahead": ahead, "behind": behind, "level": int(d["equal"]), "seeds": int(d["n"]),
-                     "verdict": word})
+        rows.append({"metric": m, baseline: b[defined].mean(), candidate: c[defined].mean(), "difference": d["mean"],
+                     "ahead": ahead, "behind": behind, "level": level, "seeds": seeds,
+                     "undefined": int(d["undefined"]), "verdict": word})
     return pd.DataFrame(rows).set_index("metric")
 
 # %% ../nbs/04_evaluate.ipynb #fb57f32b

@@ -125,7 +125,7 @@ def test_summarize_single_run():
 @pytest.mark.parametrize("runs, kwargs, exc, message", [
     (runs_frame(), {"by": "model"}, ValueError, "no column 'model'"),
     (runs_frame()[["loss", "seed"]], {}, ValueError, "none of the metric columns"),
-    (runs_frame(), {"metrics": ["auc"]}, ValueError, "metrics ['auc'] are not columns"),
+    (runs_frame(), {"metrics": ["auc"]}, ValueError, "no column 'auc' in runs"),
     (runs_frame().assign(accuracy="high"), {}, ValueError, "not numeric"),
     (runs_frame().iloc[:0], {}, ValueError, "empty"),
     ([{"loss": "ce", "accuracy": 1.0}], {}, TypeError, "DataFrame"),
@@ -198,7 +198,7 @@ def test_paired_diff_several_columns():
     ({"metric": "accuracy", "baseline": "CE"}, ValueError, "no baseline run"),
     ({"metric": "accuracy", "baseline": "ce", "by": "model"}, ValueError, "no column 'model'"),
     ({"metric": "accuracy", "baseline": "ce", "pair_on": "split"}, ValueError, "no column 'split'"),
-    ({"metric": "accuracy", "baseline": "ce", "pair_on": "loss"}, ValueError, "several baseline runs"),
+    ({"metric": "accuracy", "baseline": "ce", "pair_on": "loss"}, ValueError, "runs has several rows for"),
     ({"metric": "accuracy", "baseline": "ce", "by": ["loss", "seed"]}, ValueError, "as a dict"),
     ({"metric": "accuracy", "baseline": {"model": "ce"}}, ValueError, "no column 'model'"),
 ])
@@ -378,3 +378,98 @@ def test_verdicts_rule():
     assert np.isclose(v.loc["a", "focal"], 1.7 / 3) and v.loc["a", "ce"] == 0.5
     with pytest.raises(ValueError, match="margin"):
         verdicts(runs, "focal", "ce", metrics=["a"], margin=-1)
+
+
+# --- issue 17: verdicts and paired differences over paired seeds only; clear errors -------------------------------
+
+def _two(seeds_ce, seeds_focal, m_ce, m_focal, metric="m"):
+    return pd.DataFrame({"loss": ["ce"] * len(seeds_ce) + ["focal"] * len(seeds_focal),
+                         "seed": list(seeds_ce) + list(seeds_focal), metric: list(m_ce) + list(m_focal)})
+
+
+@pytest.mark.parametrize("repeat", [2, 0])  # a focal run repeated, a ce (baseline) run repeated
+def test_verdicts_and_paired_diff_refuse_a_repeated_run_on_either_side(repeat):
+    from focal_tutorial.evaluate import verdicts
+    r = _two([0, 1], [0, 1], [0.5, 0.5], [0.6, 0.6])
+    twice = pd.concat([r, r.iloc[[repeat]]])
+    who = r.loc[repeat, "loss"]
+    with pytest.raises(ValueError, match=rf"runs has several rows for \[\{{'loss': '{who}', 'seed': 0\}}\]"):
+        verdicts(twice, "focal", "ce", metrics="m")
+    with pytest.raises(ValueError, match=rf"runs has several rows for \[\{{'loss': '{who}', 'seed': 0\}}\]"):
+        paired_diff(twice, "m", baseline="ce")
+
+
+def test_verdicts_refuse_unpaired_seeds_on_either_side():
+    from focal_tutorial.evaluate import verdicts
+    with pytest.raises(ValueError, match=r"not paired: 'ce' has runs for seed \[1\] that 'focal' lacks"):
+        verdicts(_two([0, 1], [0], [0.5, 0.9], [0.6]), "focal", "ce", metrics="m")  # was 'better' with ce's mean 0.7
+    with pytest.raises(ValueError, match=r"not paired: 'focal' has runs for seed \[2\] that 'ce' lacks"):
+        verdicts(_two([0], [0, 2], [0.5], [0.6, 0.6]), "focal", "ce", metrics="m")
+
+
+def test_verdicts_leave_undefined_pairs_out_of_every_column():
+    from focal_tutorial.evaluate import verdicts
+    v = verdicts(_two([0, 1, 2], [0, 1, 2], [0.5, 0.6, 0.1], [0.7, np.nan, 0.3]), "focal", "ce", metrics="m").loc["m"]
+    assert v[["seeds", "undefined", "ahead", "behind", "level"]].tolist() == [2, 1, 2, 0, 0]
+    assert v["ce"] == pytest.approx(0.3) and v["focal"] == pytest.approx(0.5)  # seeds 0 and 2, both sides
+    assert v["difference"] == pytest.approx(v["focal"] - v["ce"])
+    none = verdicts(_two([0, 1], [0, 1], [np.nan, 0.5], [0.7, np.nan]), "focal", "ce", metrics="m").loc["m"]
+    assert none["verdict"] == "undefined" and none[["seeds", "undefined", "ahead"]].tolist() == [0, 2, 0]
+
+
+@given(st.lists(st.tuples(st.one_of(st.floats(0, 1), st.just(float("nan"))),
+                          st.one_of(st.floats(0, 1), st.just(float("nan")))), min_size=1, max_size=8))
+@settings(max_examples=50, deadline=None)
+def test_verdicts_columns_agree_on_the_same_pairs(pairs):
+    from focal_tutorial.evaluate import verdicts
+    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+    v = verdicts(_two(range(len(a)), range(len(b)), a, b), "focal", "ce", metrics="m").loc["m"]
+    both = [(x, y) for x, y in pairs if not (np.isnan(x) or np.isnan(y))]
+    assert v["seeds"] == len(both) == v["ahead"] + v["behind"] + v["level"]
+    assert v["seeds"] + v["undefined"] == len(pairs)
+    if both:
+        assert v["ce"] == pytest.approx(np.mean([x for x, _ in both]))
+        assert v["focal"] == pytest.approx(np.mean([y for _, y in both]))
+        assert v["difference"] == pytest.approx(v["focal"] - v["ce"], abs=1e-12)
+    else:
+        assert v["verdict"] == "undefined"
+
+
+def test_verdicts_name_a_missing_recipe_and_take_one_metric_name():
+    from focal_tutorial.evaluate import verdicts
+    r = _two([0, 1], [0, 1], [0.5, 0.5], [0.6, 0.6], metric="macro_f1")
+    assert verdicts(r, "focal", "ce", metrics="macro_f1").index.tolist() == ["macro_f1"]  # not 'm', 'a', 'c', ...
+    with pytest.raises(ValueError, match=r"no run has loss='tuned' \(the candidate\); the values of 'loss' are \['ce', 'focal'\]"):
+        verdicts(r, "tuned", "ce", metrics="macro_f1")
+    with pytest.raises(ValueError, match="candidate and baseline are the same"):
+        verdicts(r, "ce", "ce", metrics="macro_f1")
+    with pytest.raises(TypeError, match=r"candidate must be one value of the column 'loss'"):
+        verdicts(r, ["focal"], "ce", metrics="macro_f1")
+
+
+@pytest.mark.parametrize("baseline", [["ce"], ["ce", "focal"], {"loss": ["ce"]}, np.array(["ce"])])
+def test_paired_diff_refuses_a_list_baseline(baseline):
+    with pytest.raises(TypeError, match=r"baseline(\['loss'\])? must be one value of the column 'loss' \(e\.g\. 'ce'\), "
+                                        r"got .*call once per baseline"):
+        paired_diff(runs_frame(), "accuracy", baseline=baseline)
+
+
+def test_paired_diff_tuple_values_select_their_runs():
+    runs = pd.DataFrame({"cfg": [("a", 1), ("a", 1), ("b", 2), ("b", 2)], "seed": [0, 1, 0, 1], "m": [0.5, 0.5, 0.7, 0.4]})
+    d = paired_diff(runs, "m", by="cfg", baseline=("a", 1))
+    assert d.loc[[("b", 2)], ["better", "worse"]].iloc[0].tolist() == [1, 1]
+
+
+def test_paired_diff_several_baseline_runs_per_pair():
+    runs = pd.DataFrame({"loss": ["ce", "focal", "ce", "focal"], "lr": [1, 1, 1, 1], "seed": [0, 0, 1, 1], "m": [.1, .2, .3, .4]})
+    with pytest.raises(ValueError, match="several baseline runs share the same"):
+        paired_diff(runs, "m", baseline={"lr": 1})
+
+
+@pytest.mark.parametrize("metrics", [[], ()])
+def test_summarize_and_verdicts_refuse_no_metrics(metrics):
+    from focal_tutorial.evaluate import verdicts
+    with pytest.raises(ValueError, match=r"metrics is empty; name at least one column of runs"):
+        summarize(runs_frame(), metrics=metrics)
+    with pytest.raises(ValueError, match=r"metrics is empty; name at least one column of runs"):
+        verdicts(runs_frame(), "focal", "ce", metrics=metrics)
