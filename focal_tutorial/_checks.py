@@ -64,7 +64,7 @@ def _py(v):
 def _few(values, k: int = 5) -> str:
     "The first `k` of `values` for a message, and how many there are when some are left out."
     values = [_py(v) for v in values]
-    head = ", ".join(map(repr, values[:k]))
+    head = ", ".join(map(_shown, values[:k]))
     return f"[{head}]" if len(values) <= k else f"[{head}, ...] ({len(values)} in all)"
 
 
@@ -193,7 +193,7 @@ def check_list(
                 dups.append(v)
             seen.add(v)
         if dups:
-            raise ValueError(f"{name} has duplicates {sorted(dups, key=str)}; list each value once.")
+            raise ValueError(f"{name} has duplicates {_few(sorted(dups, key=_shown))}; list each value once.")
     return values
 
 # %% ../nbs/00_checks.ipynb #d5308018
@@ -313,7 +313,7 @@ def check_classes(
             dups.append(c)
         seen.add(c)
     if dups:
-        raise ValueError(f"{name} has duplicates {dups[:5]}; list each class once.")
+        raise ValueError(f"{name} has duplicates {_few(list(dict.fromkeys(dups)))}; list each class once.")
     return out
 
 # %% ../nbs/00_checks.ipynb #c55907e7

@@ -346,3 +346,11 @@ def test_check_list():
         check_list("gammas", [2, 0, 2.0], gamma)  # 2 and 2.0 are one value once checked
     with pytest.raises(ValueError, match=r"gammas\[1\]"):
         check_list("gammas", [0, -1], gamma)
+
+
+def test_huge_values_in_lists_are_shown_short():  # issue 17, item 15: no 5000-digit message, no int-to-str error
+    from focal_tutorial._checks import check_list
+    with pytest.raises(ValueError, match=r"^classes has duplicates \[1\.000e\+5000\]; list each class once\.$"):
+        check_classes([10**5000, 10**5000, 10**5000])
+    with pytest.raises(ValueError, match=r"^seeds has duplicates \[1\.000e\+5000\]; list each value once\.$"):
+        check_list("seeds", [10**5000, 10**5000])
