@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -22,20 +23,21 @@ import numpy as np
 import pandas as pd
 
 from . import _checks
-from .automm import (_check_train_data, automm_classes, check_alpha, fit_predictor,
-                                   focal_hyperparameters, translate_hyperparameters)
+from .automm import (FOCAL_KEYS, _check_focal, _check_train_data, _is_focal, automm_classes,
+                                   check_alpha, fit_predictor, focal_hyperparameters, translate_hyperparameters)
 from .core import WEIGHT_METHODS, class_weights
 from .evaluate import SCALAR_METRICS, evaluate, verdicts
 
 # %% auto #0
-__all__ = ['ALPHA_METHODS', 'GAMMA_KEY', 'ALPHA_KEY', 'DEFAULT_GAMMAS', 'MIN_TRIAL_SECONDS', 'SEARCHERS', 'SCHEDULERS',
-           'EVAL_METRICS', 'alpha_string', 'parse_alpha', 'alpha_choices', 'focal_search_space', 'check_search_space',
-           'ray_session', 'TuningResult', 'tune_focal', 'tuned_hyperparameters', 'compare_with_baseline',
-           'tuning_verdict', 'plot_trials']
+__all__ = ['ALPHA_METHODS', 'GAMMA_KEY', 'ALPHA_KEY', 'REDUCTION_KEY', 'DEFAULT_GAMMAS', 'CONNECT_TIMEOUT', 'RAY_CLIENT_ADVICE',
+           'MIN_TRIAL_SECONDS', 'SEARCHERS', 'SCHEDULERS', 'EVAL_METRICS', 'alpha_string', 'parse_alpha',
+           'alpha_choices', 'focal_search_space', 'check_search_space', 'ray_session', 'TuningResult', 'tune_focal',
+           'tuned_hyperparameters', 'compare_with_baseline', 'tuning_verdict', 'plot_trials']
 
 # %% ../nbs/07_tuning.ipynb #80e40395
 ALPHA_METHODS = ("none", *WEIGHT_METHODS)  # "none": equal weights; the others: `class_weights(method=...)`
 GAMMA_KEY, ALPHA_KEY = "optim.focal_loss.gamma", "optim.focal_loss.alpha"
+REDUCTION_KEY = "optim.focal_loss.reduction"
 DEFAULT_GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # 0: (weighted) cross-entropy ... 5: strong focusing
 
 
@@ -43,6 +45,10 @@ def alpha_string(
     weights,  # one weight per class, in AutoMM's class order
 ) -> str:  # "w0,w1,...": what AutoMM's FocalLoss reads, and what a `tune.choice` can hold
     "Class weights as the string AutoMM's `FocalLoss` parses for HPO: `'w0,w1,...'` (6 significant digits)."
+    if weights is None:
+        raise TypeError("alpha_string needs one weight per class, got None. No class weights is alpha=None itself, "
+                        "not a string: put None in the hyperparameters (or in the tune.choice), or use "
+                        "alpha_choices(labels)['none'] for equal weights.")
     weights = _checks.check_alpha(weights, name="weights")
     return ",".join(f"{w:.6g}" for w in weights)
 
@@ -51,13 +57,7 @@ def parse_alpha(
     value,  # an alpha choice: "w0,w1,..." or "(w0,w1,...)", a list or array of weights, or None
     name: str = "alpha",  # the argument's name in messages
 ) -> list[float] | None:  # the weights, checked
-    "An `alpha` value read the way AutoMM's `FocalLoss` reads it (strings: strip '()', split at ','), then checked."
-    if isinstance(value, str):
-        try:
-            value = [float(x) for x in value.strip("()").split(",")]
-        except ValueError:
-            raise ValueError(f"{name}={value!r} is not a list of numbers AutoMM can read; write 'w0,w1,...', "
-                             "e.g. alpha_string(class_weights(labels)).") from None
+    "An `alpha` value read the way AutoMM's `FocalLoss` reads it (strings: strip '()', split at ','), checked by `_checks.check_alpha`."
     return _checks.check_alpha(value, name=name)
 
 # %% ../nbs/07_tuning.ipynb #899ff168
@@ -76,6 +76,25 @@ def alpha_choices(
                             else class_weights(y, classes=classes, method=m, beta=beta)) for m in methods}
 
 # %% ../nbs/07_tuning.ipynb #f31d68fb
+_TAG = "_focal_tutorial"  # what focal_search_space knows about its alpha choice, kept on the tune.choice object
+
+
+def _tag(choice, names: dict, classes: list, beta: float | None):
+    "`choice` (the alpha `tune.choice`) with the method of each string, the class order and beta attached."
+    setattr(choice, _TAG, {"names": dict(names), "classes": list(classes), "beta": beta})
+    return choice
+
+
+def _tag_of(choice) -> dict:
+    return getattr(choice, _TAG, None) or {}
+
+
+def _two_classes(order: list) -> None:
+    if len(order) < 2:
+        raise ValueError(f"train_data has a single class {order}; a classifier needs at least 2 (and class weights "
+                         "then have nothing to weigh). Check the label column and the split.")
+
+
 def focal_search_space(
     train_data: pd.DataFrame,  # the data the trials train on (its labels give the class weights)
     gammas=DEFAULT_GAMMAS,  # gamma values to try, each >= 0
@@ -94,11 +113,13 @@ def focal_search_space(
         raise ValueError(f"hyperparameters already set {taken}; leave the loss settings to focal_search_space.")
     reduction = _checks.check_choice("reduction", reduction, ("sum", "mean"))
     order = check_alpha(h, train_data, label=label)  # checks the data; AutoMM's class order (data.pos_label last)
+    _two_classes(order)
     by_string = {}
     for method, s in alpha_choices(train_data[label], alpha_methods, classes=order, beta=beta).items():
         by_string.setdefault(s, method)  # on balanced data several methods give the same weights: try them once
-    return {**h, "optim.loss_func": "focal_loss", "optim.focal_loss.reduction": reduction,
-            GAMMA_KEY: tune.choice(gammas), ALPHA_KEY: tune.choice(list(by_string))}
+    alpha = _tag(tune.choice(list(by_string)), names=by_string, classes=order, beta=beta)
+    return {**h, "optim.loss_func": "focal_loss", REDUCTION_KEY: reduction, GAMMA_KEY: tune.choice(gammas),
+            ALPHA_KEY: alpha}
 
 # %% ../nbs/07_tuning.ipynb #acdb0ca9
 def _choices(space):
@@ -116,14 +137,76 @@ def _is_space(value) -> bool:
     return isinstance(value, Domain) or type(value).__module__.startswith("autogluon.common.space")
 
 
+def _same(value):
+    "What makes two choices the same: the value (1 == 1.0), or its repr when it cannot be hashed."
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+def _check_gamma_range(space) -> None:
+    "A continuous gamma dimension: both bounds >= 0, lower below upper."
+    lower, upper = getattr(space, "lower", None), getattr(space, "upper", None)
+    if lower is None or upper is None or math.isinf(lower) or math.isinf(upper):
+        raise TypeError(f"{GAMMA_KEY} is searched with {type(space).__name__} without two finite bounds (e.g. tune.randn), "
+                        "which can sample gamma < 0; use tune.uniform(low, high) with 0 <= low < high, or tune.choice.")
+    lower = _checks.check_gamma(lower, name=f"the lower bound of {GAMMA_KEY}")
+    upper = _checks.check_gamma(upper, name=f"the upper bound of {GAMMA_KEY}")
+    if not lower < upper:
+        raise ValueError(f"{GAMMA_KEY} is searched between {lower:g} and {upper:g}: the lower bound must be below the "
+                         "upper one, e.g. tune.uniform(0, 3).")
+
+
+def _check_dimension(key: str, space, fixed: dict, train_data, label: str, classes) -> tuple:
+    "One searched key, checked: (the dimension to search, its number of values or None for a range)."
+    from ray import tune
+    values = _choices(space)
+    if values is None:  # a range
+        if key in (ALPHA_KEY, REDUCTION_KEY):
+            eg = "tune.choice(list(alpha_choices(labels).values()))" if key == ALPHA_KEY else "tune.choice(['sum', 'mean'])"
+            raise TypeError(f"{key} must be searched with tune.choice, got {type(space).__name__}; e.g. {eg}.")
+        if key == GAMMA_KEY:
+            _check_gamma_range(space)
+        return space, None
+    if not values:
+        raise ValueError(f"{key} is a choice with no values: an empty search space; list at least one.")
+    name = f"{key} choices"
+    if key == GAMMA_KEY:
+        values = [_checks.check_gamma(g, name=f"{name}[{i}]") for i, g in enumerate(values)]
+    elif key == REDUCTION_KEY:
+        values = [_check_focal({key: r})[key] for r in values]  # AutoMM's reductions; 'none' refused with its reason
+    elif key == ALPHA_KEY:
+        strings = []
+        for i, a in enumerate(values):
+            if isinstance(a, (Mapping, pd.Series)):
+                raise TypeError(f"{name}[{i}] is a {type(a).__name__}, whose order need not be AutoMM's class order; "
+                                "use alpha_choices(labels) (strings in AutoMM's order).")
+            w = parse_alpha(a, name=f"{name}[{i}]")
+            check_alpha({**fixed, ALPHA_KEY: w}, train_data, label=label, classes=classes)
+            strings.append(None if w is None else alpha_string(w))
+        values = strings
+    same = [_same(v) for v in values]
+    twice = [v for i, v in enumerate(values) if same[i] in same[:i]]
+    if twice:
+        raise ValueError(f"{name} list the same value more than once ({twice}" + (", after writing each as AutoMM's "
+                         "string" if key == ALPHA_KEY else "") + "): each copy would be one more combination, the same "
+                         "setting tried twice; list each value once.")
+    if key in (GAMMA_KEY, ALPHA_KEY):
+        tag = _tag_of(space)
+        choice = tune.choice(values)
+        return (_tag(choice, tag["names"], tag["classes"], tag["beta"]) if tag else choice), len(values)
+    return space, len(values)
+
+
 def check_search_space(
     search_space: Mapping,  # AutoMM hyperparameters with search dimensions (e.g. from `focal_search_space`)
     train_data: pd.DataFrame,  # the data the trials train on
     label: str = "label",  # its label column
-    classes=None,  # the class order the alpha choices were computed in, if not AutoMM's own (checked against it)
+    classes=None,  # the class order hand-made alpha choices were computed in, if not AutoMM's own (checked against it)
 ) -> tuple[dict, int | None]:  # (the space with alpha choices as AutoMM strings, number of combinations or None)
-    "Check a focal-loss search space before any trial: non-empty, gamma >= 0, alpha choices in AutoMM's class order."
-    from ray import tune
+    "Check a focal-loss search space before any trial: focal loss on, every dimension valid and without repeats, alpha in AutoMM's class order."
     if not isinstance(search_space, Mapping):
         raise TypeError(f"search_space must be a dict of AutoMM hyperparameters, got {type(search_space).__name__}; "
                         "build one with focal_search_space(train_data).")
@@ -135,67 +218,128 @@ def check_search_space(
     if "optim.loss_func" in searched:
         raise ValueError("search_space searches optim.loss_func; fix it to 'focal_loss' and compare with "
                          "cross-entropy separately (as compare_with_baseline does).")
+    unknown = sorted(k for k in h if k.startswith("optim.focal_loss.") and k not in FOCAL_KEYS)
+    if unknown:
+        raise ValueError(f"unknown focal-loss settings {unknown}; AutoMM's are {list(FOCAL_KEYS)}.")
+    focal_searched = [k for k in searched if k in FOCAL_KEYS]
+    if focal_searched and not _is_focal(h.get("optim.loss_func")):
+        loss = h.get("optim.loss_func")
+        now = "not set (AutoMM's default, cross-entropy)" if loss is None else repr(loss)
+        raise ValueError(f"search_space searches {focal_searched} but optim.loss_func is {now}, so AutoMM would "
+                         "ignore them and every trial would train the same loss; add 'optim.loss_func': 'focal_loss' "
+                         "(focal_search_space does).")
+    if classes is None:  # focal_search_space's alpha strings are in AutoMM's order (data.pos_label last): it says so
+        classes = _tag_of(h.get(ALPHA_KEY)).get("classes")
     fixed = {k: v for k, v in h.items() if k not in searched}
-    sizes = []
+    _two_classes(check_alpha(fixed, train_data, label=label, classes=classes))
+    out, sizes = dict(h), []
     for key in searched:
-        values = _choices(h[key])
-        if values is None:
-            if key == ALPHA_KEY:
-                raise TypeError(f"{ALPHA_KEY} must be searched with tune.choice over weight lists, got "
-                                f"{type(h[key]).__name__}; e.g. tune.choice(list(alpha_choices(labels).values())).")
-            sizes.append(None)  # a continuous range
-            if key == GAMMA_KEY:
-                _checks.check_gamma(getattr(h[key], "lower", 0), name=f"the lower bound of {GAMMA_KEY}")
-            continue
-        if not values:
-            raise ValueError(f"{key} is a choice with no values: an empty search space; list at least one.")
-        sizes.append(len(values))
-        if key == GAMMA_KEY:
-            for i, g in enumerate(values):
-                _checks.check_gamma(g, name=f"{GAMMA_KEY} choice {i}")
-    if GAMMA_KEY in fixed:
-        _checks.check_gamma(fixed[GAMMA_KEY], name=GAMMA_KEY)
-    out = dict(h)
-    focal = {**fixed, "optim.loss_func": h.get("optim.loss_func")}  # check_alpha insists on focal loss
-    if ALPHA_KEY in searched:
-        strings = []
-        for i, a in enumerate(_choices(h[ALPHA_KEY])):
-            name = f"{ALPHA_KEY} choice {i}"
-            if isinstance(a, (Mapping, pd.Series)):
-                raise TypeError(f"{name} is a {type(a).__name__}, whose order need not be AutoMM's class order; "
-                                "use alpha_choices(labels) (strings in AutoMM's order).")
-            w = parse_alpha(a, name=name)
-            check_alpha({**focal, ALPHA_KEY: w}, train_data, label=label, classes=classes)
-            strings.append(None if w is None else alpha_string(w))
-        out[ALPHA_KEY] = tune.choice(strings)
-    else:
-        check_alpha(focal, train_data, label=label, classes=classes)
-    n = math.prod(sizes) if None not in sizes else None
-    return out, n
+        out[key], size = _check_dimension(key, h[key], fixed, train_data, label, classes)
+        sizes.append(size)
+    return out, (math.prod(sizes) if None not in sizes else None)
 
 # %% ../nbs/07_tuning.ipynb #d88c788e
+CONNECT_TIMEOUT = 10  # seconds a cluster's head has to answer before tune_focal gives up (Ray itself retries for minutes)
+RAY_CLIENT_ADVICE = (
+    "Ray Client (ray://) is not supported: through it the trials run, but their results never reach tune_focal, so "
+    "the table and the pick are lost. Run the script on the cluster instead: on a node of it (the head, or a machine "
+    "joined with `ray start --address=HEAD:6379`) with RAY_ADDRESS=HEAD:6379, or submit it as a Ray job, which runs "
+    "it on the head: `ray job submit --address http://HEAD:8265 --working-dir . -- python your_search.py`.")
+
+
+def _cluster_address(address) -> tuple[str | None, str | None]:
+    "(host:port of the cluster to join, or None for a local Ray; where the address came from), checked."
+    if address is None:
+        address, source = os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS"
+        if address is None:
+            return None, None
+    else:
+        source = "ray_address"
+    if not isinstance(address, str):
+        raise TypeError(f"{source} must be a string such as 'HEAD:6379' or 'auto', got {type(address).__name__}.")
+    given, address = address, address.strip()
+    if address == "local":
+        return None, source
+    if address.startswith("ray://"):
+        raise ValueError(f"{source}={given!r}: {RAY_CLIENT_ADVICE}")
+    if "://" in address:
+        raise ValueError(f"{source}={given!r} is not a Ray cluster address: give the head's address HEAD:6379 (the "
+                         "host:port `ray start --head` prints), or 'auto' on a node of the cluster. "
+                         "http://HEAD:8265 is the dashboard, where `ray job submit` sends a script.")
+    if address == "auto":
+        from ray._private.services import canonicalize_bootstrap_address
+        with mock.patch.dict(os.environ):
+            os.environ.pop("RAY_ADDRESS", None)  # Ray would read it first; "auto" means the cluster started here
+            try:
+                found = canonicalize_bootstrap_address("auto")
+            except ConnectionError:
+                found = None
+        if not found:
+            raise ConnectionError(f"{source}='auto' found no Ray cluster started on this machine (`ray start` "
+                                  "records one in Ray's temporary folder); start one, give the head's address "
+                                  "HEAD:6379, or leave the address unset for a local Ray.")
+        return found, f"{source}='auto'"
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{source}={given!r} is not an address Ray can join: write HOST:PORT with the head's GCS "
+                         "port, e.g. '10.0.0.5:6379' (what `ray start --head` prints), or 'auto' on a node of the "
+                         "cluster.")
+    return f"{host}:{int(port)}", f"{source}={given!r}"
+
+
+def _probe_cluster(address: str, source: str) -> None:
+    "Ask the head at `address` for its nodes (one gRPC call, CONNECT_TIMEOUT s); refuse before Ray's long retries."
+    import grpc
+    import psutil
+    from ray.core.generated import gcs_pb2, gcs_service_pb2, gcs_service_pb2_grpc
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetAllNodeInfo(
+                gcs_service_pb2.GetAllNodeInfoRequest(), timeout=CONNECT_TIMEOUT)
+        except grpc.RpcError as e:
+            raise ConnectionError(
+                f"no Ray cluster answers at {address} (from {source}) within {CONNECT_TIMEOUT} s: {e.details()}. "
+                "Check that the head runs and that this is the host:port `ray start --head` printed (6379 by "
+                "default); for a local Ray instead, unset RAY_ADDRESS and pass no ray_address.") from None
+    alive = gcs_pb2.GcsNodeInfo.GcsNodeState.Value("ALIVE")
+    nodes = {n.node_manager_address for n in reply.node_info_list if n.state == alive}
+    import ray.util
+    here = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs} | {ray.util.get_node_ip_address()}
+    if not nodes & here:
+        raise ConnectionError(
+            f"this machine is not a node of the Ray cluster at {address} (from {source}), whose nodes are "
+            f"{sorted(nodes)}: a script that joins a cluster by HOST:PORT must run on one of its nodes. Run it on the "
+            f"head, join this machine first with `ray start --address={address}`, or submit the script as a Ray job "
+            "(`ray job submit --address http://HEAD:8265 --working-dir . -- python your_search.py`).")
+
+
 @contextlib.contextmanager
 def ray_session(
-    address: str | None = None,  # a Ray cluster ("auto", "ray://head:10001", "head:6379"); default $RAY_ADDRESS, else a local Ray
+    address: str | None = None,  # a Ray cluster ("HEAD:6379", "auto"); default $RAY_ADDRESS, else a local Ray
     num_cpus: int | None = None,  # CPUs of a local Ray; default all of them
-):
-    "Ray for one search: connect to `address`/$RAY_ADDRESS, or start a local Ray (no dashboard); shut down afterwards."
+):  # yields where the search runs, in words
+    "Ray for one search: join the cluster at `address`/$RAY_ADDRESS (checked first), or start a local Ray; stop or leave it afterwards."
     import ray
     if ray.is_initialized():  # the caller's Ray: use it, leave it running
-        yield
+        if ray.util.client.ray.is_connected():
+            raise ValueError(f"this process is connected to Ray through Ray Client (ray.init('ray://...')). {RAY_CLIENT_ADVICE}")
+        yield "the Ray this process had already started"
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    target, source = _cluster_address(address)
     if num_cpus is not None:
         num_cpus = _checks.check_int("num_cpus", num_cpus, low=1)
     common = dict(log_to_driver=False, logging_level=logging.ERROR,
                   runtime_env={"env_vars": {"PL_DISABLE_FORK": "1"}})  # as AutoMM's own ray.init
     with mock.patch.dict(os.environ, {"RAY_USAGE_STATS_ENABLED": "0"}):
-        if address:
-            ray.init(address=address, **common)
+        if target:
+            _probe_cluster(target, source)
+            ray.init(address=target, **common)
+            where = f"the Ray cluster at {target} (from {source})"
         else:  # "local": never join a cluster found on this machine
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **common)
+            where = "a local Ray"
     try:
-        yield
+        yield where
     finally:
         ray.shutdown()
 
@@ -222,7 +366,7 @@ def _grid(space: dict) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(_choices(space[k]) for k in keys))]
 
 # %% ../nbs/07_tuning.ipynb #7e216f01
-def _progress_callback(total: int, metric: str, names: dict, max_epochs, verbose: bool):
+def _progress_callback(total: int, metric: str, names: dict, max_epochs, verbose: bool, fixed_gamma: float):
     "A Ray Tune callback that records each finished trial and prints one line for it."
     from ray import tune
 
@@ -236,8 +380,9 @@ def _progress_callback(total: int, metric: str, names: dict, max_epochs, verbose
 
         def _record(self, trial, status):
             curve = self.curves.get(trial.trial_id, [])
-            gamma, alpha = trial.config.get(GAMMA_KEY), trial.config.get(ALPHA_KEY)
-            row = {"trial": len(self.rows) + 1, "gamma": gamma, "alpha_method": names.get(alpha, "custom"),
+            gamma, alpha = trial.config.get(GAMMA_KEY, fixed_gamma), trial.config.get(ALPHA_KEY)
+            method = names.get(alpha) or ("no alpha" if alpha is None else "custom")
+            row = {"trial": len(self.rows) + 1, "gamma": gamma, "alpha_method": method,
                    "alpha": alpha, "score": curve[-1] if curve else float("nan"),
                    "best_epoch_score": max(curve) if curve else float("nan"), "epochs": len(curve),
                    "status": status, "trial_id": trial.trial_id}
@@ -246,7 +391,7 @@ def _progress_callback(total: int, metric: str, names: dict, max_epochs, verbose
                 end = (f"{metric} {row['score']:.3f} after {row['epochs']}"
                        + (f" of {max_epochs}" if max_epochs and row["epochs"] < max_epochs else "")
                        + f" epoch{'s' * (max_epochs != 1 or row['epochs'] != 1)}" if curve else "no score")
-                print(f"trial {row['trial']}/{total}: gamma {gamma:g}, alpha {row['alpha_method']}: {end}"
+                print(f"trial {row['trial']}/{total}: gamma {gamma:g}, alpha {method}: {end}"
                       + ("" if status == "done" else f" [{status}]"), flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -257,7 +402,64 @@ def _progress_callback(total: int, metric: str, names: dict, max_epochs, verbose
 
     return Progress()
 
+
+def _check_resources(resources: dict, where: str) -> None:
+    "Refuse `resources_per_trial` that no node of the Ray in use can give (Ray Tune would wait for it forever)."
+    import ray
+    need = {"CPU": resources.get("num_cpus", 1), "GPU": resources.get("num_gpus", 0)}
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if any(all(r.get(k, 0) >= v for k, v in need.items() if v) for r in nodes):
+        return
+    cpus, gpus = (max((r.get(k, 0) for r in nodes), default=0) for k in ("CPU", "GPU"))
+    raise ValueError(f"resources_per_trial={resources} asks one node for {need['CPU']:g} CPUs and {need['GPU']:g} "
+                     f"GPUs, but no node of {where} has that much (the largest have {cpus:g} CPUs, {gpus:g} GPUs), so "
+                     f"no trial could start; ask for less, e.g. resources_per_trial={{'num_cpus': {max(int(cpus), 1)}}}, "
+                     "or add a larger node.")
+
+
+def _staging_root() -> Path:
+    "Where Ray Tune stages a search's trial files on this node: <Ray's session folder>/artifacts (Ray 2.7 and later)."
+    import ray
+    return Path(ray._private.worker._global_node.get_session_dir_path(), "artifacts")
+
+
+def _remove_staging(root: Path, relative: list) -> None:
+    "Delete this search's staging folders (<timestamp>/<experiment> under `root`) and their emptied timestamp folders."
+    for rel in relative:
+        folder = Path(root, rel)
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # only if no other search staged there
+
+
+def _remove_remote_staging(relative: list) -> None:
+    "The same on every other node of the cluster: trials that ran there staged their files there."
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    here = ray.get_runtime_context().get_node_id()
+    others = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["NodeID"] != here]
+    if not others or not relative:
+        return
+    remove = ray.remote(num_cpus=0)(lambda rel: _remove_staging(_staging_root(), rel))
+    ray.get([remove.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(relative)
+             for n in others], timeout=120)
+
 # %% ../nbs/07_tuning.ipynb #f0a1bd65
+def _automm_default_gamma() -> float:
+    "AutoMM's own gamma, used by trials whose search space leaves gamma out (configs/optim/default.yaml)."
+    import autogluon.multimodal
+    from omegaconf import OmegaConf
+    config = OmegaConf.load(Path(autogluon.multimodal.__file__).parent / "configs" / "optim" / "default.yaml")
+    return float(config.optim.focal_loss.gamma)
+
+
+def _remove_new_staging(staging: dict) -> None:
+    "After the search (Ray stopped or left), delete the trial files Ray Tune staged on this node."
+    if staging:
+        root = staging["root"]
+        _remove_staging(root, [p.relative_to(root) for p in set(root.glob(f"*/{staging['name']}")) - staging["before"]])
+
+
 def tune_focal(
     train_data: pd.DataFrame,  # the data the trials train on (the training set minus `tuning_data`)
     tuning_data: pd.DataFrame,  # the held-out part of the training set the trials are scored on
@@ -271,7 +473,7 @@ def tune_focal(
     seed: int = 0,  # the searcher's and every trial's training seed
     eval_metric: str = "f1_macro",  # the validation metric trials are ranked by
     resources_per_trial: Mapping | None = None,  # e.g. {"num_cpus": 4}; default all local CPUs: one trial at a time
-    ray_address: str | None = None,  # a Ray cluster; default $RAY_ADDRESS, else a local Ray started and stopped here
+    ray_address: str | None = None,  # a Ray cluster ("HEAD:6379", "auto"); default $RAY_ADDRESS, else a local Ray started and stopped here
     path: str | os.PathLike | None = None,  # where the search and the picked model go; default a temporary folder, deleted
     classes=None,  # the class order hand-made alpha choices were computed in (see `check_search_space`)
     verbose: bool = True,  # print one line per finished trial
@@ -308,6 +510,10 @@ def tune_focal(
         raise ValueError(f"resources_per_trial has unknown keys {bad}; use 'num_cpus' and 'num_gpus'.")
     if "num_cpus" in resources:
         resources["num_cpus"] = _checks.check_int("resources_per_trial['num_cpus']", resources["num_cpus"], low=1)
+    if "num_gpus" in resources:
+        resources["num_gpus"] = _checks.check_number("resources_per_trial['num_gpus']", resources["num_gpus"], low=0)
+    if ray_address is not None or os.environ.get("RAY_ADDRESS"):
+        _cluster_address(ray_address)  # a malformed or ray:// address is refused here, before any work
     if scheduler == "ASHA":  # rungs at epochs 2, 4, 8, ...; max_t stays AutoGluon's 9999, above any last epoch
         scheduler_init_args = {"grace_period": 2, "reduction_factor": 2, **(scheduler_init_args or {})}
     if searcher == "random":
@@ -322,8 +528,12 @@ def tune_focal(
               "searcher_init_args": searcher_init_args, "scheduler_init_args": dict(scheduler_init_args or {}),
               "resources_per_trial": resources}
     metric = f"val_{eval_metric}"
-    names = {s: m for m, s in reversed(alpha_choices(train_data[label], classes=order).items())}
-    progress = _progress_callback(num_trials, metric, names, max_epochs, verbose)
+    tag = _tag_of(space.get(ALPHA_KEY))  # focal_search_space's names for its alpha strings (its beta, its classes)
+    names = tag.get("names") or {s: m for m, s in reversed(alpha_choices(train_data[label], classes=order).items())}
+    gamma = space.get(GAMMA_KEY)
+    fixed_gamma = (None if _is_space(gamma) else _checks.check_gamma(gamma, name=GAMMA_KEY) if gamma is not None
+                   else _automm_default_gamma())
+    progress = _progress_callback(num_trials, metric, names, max_epochs, verbose, fixed_gamma)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # hyperopt's, on import
         import autogluon.core.hpo.ray_hpo as ray_hpo
@@ -344,12 +554,18 @@ def tune_focal(
         analyses.append(original(*args, **{**kw, "run_config_kwargs": rc, "verbose": 0}))
         return analyses[-1]
 
+    staging = {}  # where Ray Tune stages this search's trial files on this node, filled once Ray runs
     with contextlib.ExitStack() as stack:
         folder = Path(path) if path is not None else Path(stack.enter_context(tempfile.TemporaryDirectory())) / "search"
-        stack.enter_context(ray_session(ray_address, num_cpus=resources["num_cpus"] if not ray_address else None))
+        stack.callback(_remove_new_staging, staging)  # runs after Ray stopped (or was left to its owner)
+        where = stack.enter_context(ray_session(ray_address, num_cpus=resources["num_cpus"] if not ray_address else None))
+        _check_resources(resources, where)
+        root = _staging_root()
+        staging.update(root=root, name=folder.name, before=set(root.glob(f"*/{folder.name}")))
         stack.enter_context(mock.patch.object(ray_hpo, "run", run))
         stack.enter_context(mock.patch.dict(os.environ, {"RAY_AIR_NEW_OUTPUT": "0",
-                                                         "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0"}))
+                                                         "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+                                                         "TUNE_DISABLE_SIGINT_HANDLER": "1"}))  # Ctrl-C stops it
         stack.enter_context(warnings.catch_warnings())
         warnings.filterwarnings("ignore", module="ray")
         predictor = MultiModalPredictor(label=label, problem_type="binary" if len(order) == 2 else "multiclass",
@@ -370,32 +586,55 @@ def tune_focal(
                               f"model in {folder}; the trials and the pick are complete: train the pick with "
                               "tuned_hyperparameters and fit_predictor.", stacklevel=2)
         best = analyses[-1].get_best_trial(metric=metric, mode="min" if eval_metric == "log_loss" else "max")
+        _remove_remote_staging([str(p.relative_to(root)) for p in set(root.glob(f"*/{folder.name}")) - staging["before"]])
     trials = pd.DataFrame(progress.rows)
     trials["chosen"] = trials["trial_id"] == best.trial_id
     pick = trials[trials["chosen"]].iloc[0]
-    return TuningResult(trials=trials.drop(columns="trial_id"), metric=metric,
-                        best={k: getattr(pick[k], "item", lambda: pick[k])() for k in ("gamma", "alpha_method", "alpha", "score")},
+    picked = {k: getattr(pick[k], "item", lambda: pick[k])() for k in ("gamma", "alpha_method", "alpha", "score")}
+    if tag.get("beta") is not None:
+        picked["beta"] = tag["beta"]  # the "effective" method's beta, for tuned_hyperparameters
+    return TuningResult(trials=trials.drop(columns="trial_id"), metric=metric, best=picked,
                         hyperparameters={k: v for k, v in best.config.items()},
                         path=str(folder) if path is not None and saved else None)
 
 # %% ../nbs/07_tuning.ipynb #1003a855
 def tuned_hyperparameters(
-    best: Mapping,  # `TuningResult.best`: gamma, alpha_method, alpha
+    best: Mapping,  # `TuningResult.best`: gamma, alpha_method, alpha (and beta, when focal_search_space made the space)
     train_data: pd.DataFrame,  # the whole training set the final model trains on
     hyperparameters: Mapping | None = None,  # the profile's other settings (as given to `focal_search_space`)
     label: str = "label",  # the label column
     reduction: str = "sum",  # as in the search
-    beta: float = 0.999,  # as in the search
+    beta: float | None = None,  # the "effective" method's beta; default the search's (`best['beta']`), else 0.999
 ) -> dict:  # AutoMM hyperparameters for `fit_predictor`
     "The picked gamma and alpha method as AutoMM focal-loss hyperparameters, weights recomputed from `train_data`."
+    if not isinstance(best, Mapping):
+        raise TypeError(f"best must be TuningResult.best (a dict), got {type(best).__name__}.")
+    missing = [k for k in ("gamma", "alpha_method", "alpha") if k not in best]
+    if missing:
+        raise ValueError(f"best lacks {missing}; pass TuningResult.best from tune_focal (gamma, alpha_method, alpha).")
+    if beta is None:
+        beta = best.get("beta", 0.999)
+    elif "beta" in best and best["beta"] != beta:
+        raise ValueError(f"beta={beta} but the search computed its 'effective' weights with beta={best['beta']}; "
+                         "leave beta out to use the search's.")
     h = translate_hyperparameters(hyperparameters)
     order = check_alpha(h, train_data, label=label)
     method = best["alpha_method"]
     if method in ALPHA_METHODS:
         alpha = parse_alpha(alpha_choices(train_data[label], [method], classes=order, beta=beta)[method])
-    else:  # a hand-made choice: its weights as searched
+    elif method == "custom":  # a hand-made choice: its weights as searched
         alpha = parse_alpha(best["alpha"])
-    return focal_hyperparameters(alpha, gamma=best["gamma"], reduction=reduction, hyperparameters=h, classes=order)
+    elif method == "no alpha":
+        alpha = None
+    else:
+        raise ValueError(f"unknown alpha_method {method!r}; tune_focal names each alpha choice one of "
+                         f"{list(ALPHA_METHODS)}, 'custom' (a hand-made one, kept as searched) or 'no alpha'.")
+    out = focal_hyperparameters(alpha, gamma=best["gamma"], reduction=reduction, hyperparameters=h, classes=order)
+    if alpha is not None and order != automm_classes(train_data[label]):
+        # data.pos_label moved a class last: the weights keyed by class, which fit_predictor and check_alpha put in
+        # AutoMM's order without being told `classes=`
+        out[ALPHA_KEY] = pd.Series(out[ALPHA_KEY], index=order)
+    return out
 
 # %% ../nbs/07_tuning.ipynb #b5bdebc6
 def compare_with_baseline(
@@ -436,10 +675,20 @@ def tuning_verdict(
     runs: pd.DataFrame,  # from `compare_with_baseline`
     tuned: str = "tuned focal",  # the recipe that was tuned
     baseline: str = "cross-entropy",  # the recipe it is compared with
-    metrics=("balanced_accuracy", "macro_f1", "rare_class_recall"),
+    metrics=("balanced_accuracy", "macro_f1", "rare_class_recall"),  # metric columns (one name is fine)
     margin: float = 0.01,  # a mean difference up to this is no difference
 ) -> pd.DataFrame:  # per metric: both means, the mean paired difference, seeds ahead/behind/level, verdict
     "Seed-paired comparison of `tuned` with `baseline` per metric, with a verdict: better, worse or no clear difference."
+    if not isinstance(runs, pd.DataFrame) or "recipe" not in runs.columns:
+        raise ValueError("runs must be the DataFrame compare_with_baseline returns (a 'recipe' column, a 'seed' "
+                         "column and one column per metric).")
+    recipes = list(dict.fromkeys(runs["recipe"]))
+    for name, arg in ((tuned, "tuned"), (baseline, "baseline")):
+        if name not in recipes:
+            raise ValueError(f"runs hold no recipe {name!r} (its recipes: {recipes}); pass {arg}= with one of them.")
+    if tuned == baseline:
+        raise ValueError(f"tuned and baseline are both {tuned!r}; compare two different recipes.")
+    metrics = [metrics] if isinstance(metrics, str) else metrics  # one metric's name, not its letters
     return verdicts(runs, tuned, baseline, metrics, by="recipe", margin=margin)
 
 # %% ../nbs/07_tuning.ipynb #df086661
@@ -451,12 +700,18 @@ def plot_trials(
     "Validation score against gamma, one line per alpha method; the picked trial circled."
     import matplotlib.pyplot as plt
     import seaborn as sns
+    if not isinstance(trials, pd.DataFrame):
+        raise TypeError(f"trials must be TuningResult.trials (a DataFrame), got {type(trials).__name__}.")
+    missing = [c for c in ("gamma", "score", "alpha_method", "chosen") if c not in trials.columns]
+    if missing:
+        raise ValueError(f"trials lacks the columns {missing}; pass TuningResult.trials from tune_focal.")
     if ax is None:
         ax = plt.subplots(figsize=(7, 4))[1]
-    order = [m for m in (*ALPHA_METHODS, "custom") if m in set(trials["alpha_method"])]
+    present = list(dict.fromkeys(trials["alpha_method"]))
+    order = [m for m in ALPHA_METHODS if m in present] + sorted((m for m in present if m not in ALPHA_METHODS), key=str)
     sns.lineplot(data=trials, x="gamma", y="score", hue="alpha_method", hue_order=order, style="alpha_method",
                  style_order=order, markers=True, dashes=False, markersize=8, ax=ax)
-    pick = trials[trials["chosen"]]
+    pick = trials[trials["chosen"].astype(bool)]
     ax.scatter(pick["gamma"], pick["score"], s=300, facecolors="none", edgecolors="black", label="picked")
     ax.set(xlabel="gamma", ylabel=metric, xticks=sorted(trials["gamma"].unique()))
     ax.legend(title="alpha method", frameon=False)

@@ -1,5 +1,17 @@
-"""focal_tutorial.tuning: search-space checks (all before Ray starts) and one real 2-trial AutoMM search, offline."""
+"""focal_tutorial.tuning: search-space and address checks (all before Ray starts), one real 2-trial AutoMM search on a
+local Ray, the same search on a Ray head this module starts (`ray start --head`, stopped by its own PIDs), and Ctrl-C.
+Every Ray here keeps its files in a temporary folder of this module (RAY_TMPDIR), checked for trial files and deleted."""
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,9 +23,11 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from focal_tutorial.core import class_weights  # noqa: E402
-from focal_tutorial.tuning import (ALPHA_KEY, ALPHA_METHODS, GAMMA_KEY, MIN_TRIAL_SECONDS, alpha_choices,  # noqa: E402
-                                   alpha_string, check_search_space, focal_search_space, parse_alpha, ray_session,
-                                   tune_focal, tuned_hyperparameters, tuning_verdict)
+from focal_tutorial.automm import check_alpha  # noqa: E402
+from focal_tutorial.tuning import (ALPHA_KEY, ALPHA_METHODS, CONNECT_TIMEOUT, GAMMA_KEY, MIN_TRIAL_SECONDS,  # noqa: E402
+                                   REDUCTION_KEY, _automm_default_gamma, _progress_callback, alpha_choices,
+                                   alpha_string, check_search_space, focal_search_space, parse_alpha, plot_trials,
+                                   ray_session, tune_focal, tuned_hyperparameters, tuning_verdict)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RAY_PROCESSES = ("raylet", "gcs_server")
@@ -44,7 +58,40 @@ def no_ray_left():
     assert not ray.is_initialized()
 
 
+def trial_files(folder) -> list:
+    "Files under the `artifacts` folders of the Ray sessions in `folder`, where Ray Tune stages trial files."
+    return sorted(str(f) for f in Path(folder).glob("**/session_*/artifacts/**/*") if f.is_file())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_tmpdir():
+    "Ray's temporary folder for this module (short: Ray's socket paths must stay under 108 characters); no trial files may be left in it."
+    folder = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    before = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = folder
+    yield folder
+    if before is None:
+        del os.environ["RAY_TMPDIR"]
+    else:
+        os.environ["RAY_TMPDIR"] = before
+    left = trial_files(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    assert left == [], f"trial files left in Ray's temporary folder: {left[:5]}"
+
+
+def closed_port() -> int:
+    "A port on 127.0.0.1 that nothing listens on."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # ---------------------------------------------------------------- alpha strings and choices, in AutoMM's order
+
+def test_alpha_string_of_none_says_what_to_do():
+    with pytest.raises(TypeError, match="got None.*alpha=None itself"):
+        alpha_string(None)
+
 
 def test_alpha_string_is_what_automms_focal_loss_reads():
     from autogluon.multimodal.optim.losses.focal_loss import FocalLoss
@@ -108,11 +155,26 @@ W4 = "0.25,0.25,0.25,0.25"
 @pytest.mark.parametrize("hp, exc, message", [
     ({"optim.loss_func": "focal_loss", GAMMA_KEY: 1.0}, ValueError, "searches nothing"),
     ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([])}, ValueError, "no values"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, "two"])}, TypeError, "choice 1"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, "two"])}, TypeError, r"choices\[1\]"),
     ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, -0.5])}, ValueError, ">= 0"),
     ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.uniform(-1, 2)}, ValueError, "lower bound"),
     ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice(["0.5,0.5"])}, ValueError, "4 classes"),
     ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice(["0.5;0.5"])}, ValueError, "AutoMM can read"),
+    # issue 19: each of these passed the checks, then failed or misled inside Ray
+    ({GAMMA_KEY: tune.choice([0, 2])}, ValueError, "searches.*gamma.*optim.loss_func is not set"),
+    ({"optim.loss_func": "ce", GAMMA_KEY: tune.choice([0, 2])}, ValueError, "optim.loss_func is 'ce'"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.uniform(0, -3)}, ValueError, "upper bound"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.uniform(3, 1)}, ValueError, "below the upper"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.randn(2, 1)}, TypeError, "two finite bounds"),
+    ({"optim.loss_func": "focal_loss", REDUCTION_KEY: tune.choice(["none", "sum"])}, ValueError, "reduction='none'"),
+    ({"optim.loss_func": "focal_loss", REDUCTION_KEY: tune.choice(["sum", "avg"])}, ValueError, "'avg'"),
+    ({"optim.loss_func": "focal_loss", "optim.focal_loss.beta": tune.choice([0.9, 0.99])}, ValueError,
+     "unknown focal-loss settings"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, 1.0])}, ValueError, "more than once"),
+    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([W4, "(0.25,0.25,0.250,0.25)"])}, ValueError,
+     "more than once.*AutoMM's string"),
+    ({"optim.loss_func": "focal_loss", "optim.lr": tune.choice([1e-3, 0.001]), GAMMA_KEY: 1}, ValueError,
+     "optim.lr choices list the same value"),
     ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([{0: 1, 1: 1, 2: 1, 3: 1}])}, TypeError, "class order"),
     ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([pd.Series([1.0] * 4)])}, TypeError, "class order"),
     ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.uniform(0, 1)}, TypeError, "tune.choice"),
@@ -130,6 +192,97 @@ def test_alpha_in_another_class_order_is_refused(df):
     hp = {"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([wrong])}
     with pytest.raises(ValueError, match="wrong classes"):
         check_search_space(hp, df, classes=[3, 2, 1, 0])
+
+
+def test_a_fixed_alpha_string_is_read_as_automm_reads_it(df):
+    hp = {"optim.loss_func": "focal_loss", ALPHA_KEY: W4, GAMMA_KEY: tune.choice([0, 1])}
+    assert check_search_space(hp, df)[1] == 2
+    with pytest.raises(ValueError, match="4 classes"):
+        check_search_space({**hp, ALPHA_KEY: "0.5,0.5"}, df)
+
+
+def test_a_single_class_is_refused_before_ray(df):
+    one = df.assign(label=0)
+    with pytest.raises(ValueError, match="single class"):
+        focal_search_space(one, gammas=[0, 1])
+    with pytest.raises(ValueError, match="single class"):
+        check_search_space({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([0, 1])}, one)
+
+
+def test_duplicates_leave_the_combinations_right(df):
+    hp = {"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([0, 1, 2]), REDUCTION_KEY: tune.choice(["sum", "mean"])}
+    assert check_search_space(hp, df)[1] == 6
+
+
+def test_pos_label_output_of_the_package_passes_its_own_checks():
+    "issue 17 item 11: with data.pos_label, focal_search_space's and tuned_hyperparameters' output need no classes=."
+    d = pd.DataFrame({"image": list("abcdef"), "label": ["x", "y", "y", "y", "z", "z"]})
+    base = {"data.pos_label": "x"}  # AutoMM's order: y, z, x
+    space = focal_search_space(d, gammas=[0, 1], alpha_methods=["inverse"], hyperparameters=base)
+    checked, n = check_search_space(space, d)
+    assert n == 2 and parse_alpha(checked[ALPHA_KEY].categories[0]) == pytest.approx(
+        class_weights(d["label"], classes=["y", "z", "x"]), rel=1e-5)
+    h = tuned_hyperparameters({"gamma": 1.0, "alpha_method": "inverse", "alpha": None}, d, base)
+    assert check_alpha(h, d) == ["y", "z", "x"]  # no classes= needed
+    assert h[ALPHA_KEY].to_dict() == pytest.approx(dict(zip("xyz", class_weights(d["label"], classes=list("xyz")))), rel=1e-5)
+    with pytest.raises(ValueError, match="pos_label"):  # a hand-made list still needs its order confirmed
+        check_search_space({**space, ALPHA_KEY: tune.choice([alpha_string([1, 1, 1])])}, d)
+
+
+def test_effective_beta_of_the_search_is_kept():
+    "issue 19: focal_search_space(beta=0.9) is named 'effective' (not 'custom'), and its beta is used again."
+    d = pd.DataFrame({"image": [str(i) for i in range(40)], "label": [0] * 30 + [1] * 8 + [2] * 2})
+    space = focal_search_space(d, gammas=[1], alpha_methods=["effective"], beta=0.9)
+    checked, _ = check_search_space(space, d)
+    from focal_tutorial.tuning import _tag_of
+    assert _tag_of(checked[ALPHA_KEY])["names"] == {checked[ALPHA_KEY].categories[0]: "effective"}
+    best = {"gamma": 1.0, "alpha_method": "effective", "alpha": checked[ALPHA_KEY].categories[0], "beta": 0.9}
+    whole = pd.concat([d, d.assign(label=0)])  # the final fit's data: other counts, so other weights
+    h = tuned_hyperparameters(best, whole)
+    assert h[ALPHA_KEY] == pytest.approx(class_weights(whole["label"], method="effective", beta=0.9), rel=1e-5)
+    assert h[ALPHA_KEY] != pytest.approx(class_weights(whole["label"], method="effective", beta=0.999), rel=1e-3)
+    with pytest.raises(ValueError, match="beta=0.9"):
+        tuned_hyperparameters(best, whole, beta=0.999)
+
+
+@pytest.mark.parametrize("best, message", [
+    ({"gamma": 1.0, "alpha_method": "Inverse", "alpha": W4}, "unknown alpha_method 'Inverse'"),
+    ({"gamma": 1.0, "alpha": W4}, r"lacks \['alpha_method'\]"),
+])
+def test_tuned_hyperparameters_refuses_what_it_cannot_read(df, best, message):
+    with pytest.raises(ValueError, match=message):
+        tuned_hyperparameters(best, df)
+
+
+def test_tuned_hyperparameters_keeps_a_custom_choice(df):
+    h = tuned_hyperparameters({"gamma": 1.0, "alpha_method": "custom", "alpha": "0.1,0.2,0.3,0.4"}, df)
+    assert h[ALPHA_KEY] == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_progress_line_of_an_alpha_only_space(capsys):
+    "issue 19: a space without gamma printed f'{None:g}'; the trial's gamma is the fixed one (AutoMM's default)."
+    from autogluon.multimodal.optim.losses.focal_loss import FocalLoss
+    import inspect
+    default = _automm_default_gamma()
+    assert default == inspect.signature(FocalLoss).parameters["gamma"].default
+    p = _progress_callback(1, "val_f1_macro", {W4: "none"}, 1, True, default)
+    trial = SimpleNamespace(trial_id="t0", config={ALPHA_KEY: W4})
+    p.on_trial_result(0, [], trial, {"val_f1_macro": 0.5})
+    p.on_trial_complete(0, [], trial)
+    assert p.rows[0]["gamma"] == default and p.rows[0]["alpha_method"] == "none"
+    assert capsys.readouterr().out == f"trial 1/1: gamma {default:g}, alpha none: val_f1_macro 0.500 after 1 epoch\n"
+
+
+def test_plot_trials_shows_every_method_and_the_pick():
+    import matplotlib
+    matplotlib.use("Agg")
+    t = pd.DataFrame({"gamma": [0.0, 1.0, 2.0], "score": [0.5, 0.7, 0.6], "alpha_method": ["none", "mine", "none"],
+                      "chosen": [False, True, False]})
+    ax = plot_trials(t)
+    assert [x.get_text() for x in ax.get_legend().get_texts()] == ["none", "mine", "picked"]
+    assert ax.collections[-1].get_offsets().tolist() == [[1.0, 0.7]]  # the circle is on the picked trial
+    with pytest.raises(ValueError, match=r"lacks the columns \['chosen'\]"):
+        plot_trials(t.drop(columns="chosen"))
 
 
 def test_pos_label_needs_the_class_order(df):
@@ -193,6 +346,48 @@ def test_tuning_verdict_counts_seeds():
     assert v.loc["macro_f1", "verdict"] == "worse"
     assert v.loc["rare_class_recall", "verdict"] == "no clear difference"
     assert v.loc["macro_f1", "difference"] == pytest.approx(-0.1)
+
+
+def test_tuning_verdict_names_a_missing_recipe_and_takes_one_metric_name():
+    runs = pd.DataFrame({"recipe": ["tuned focal"] * 2 + ["cross-entropy"] * 2, "seed": [0, 1] * 2,
+                         "macro_f1": [0.7, 0.8, 0.6, 0.6]})
+    with pytest.raises(ValueError, match="no recipe 'focal'.*tuned="):
+        tuning_verdict(runs, tuned="focal", metrics=["macro_f1"])
+    with pytest.raises(ValueError, match="no recipe 'ce'.*baseline="):
+        tuning_verdict(runs, baseline="ce", metrics=["macro_f1"])
+    one = tuning_verdict(runs, metrics="macro_f1")
+    assert one.equals(tuning_verdict(runs, metrics=["macro_f1"])) and one.loc["macro_f1", "verdict"] == "better"
+
+
+# ---------------------------------------------------------------- addresses: refused or failing fast, before any work
+
+@pytest.mark.parametrize("address, message", [
+    ("ray://127.0.0.1:10001", "Ray Client.*ray job submit"),
+    ("http://127.0.0.1:8265", "not a Ray cluster address"),
+    ("headnode", "not an address Ray can join"),
+    ("127.0.0.1:port", "not an address Ray can join"),
+    ("127.0.0.1:70000", "not an address Ray can join"),
+])
+@pytest.mark.parametrize("via", ["ray_address", "RAY_ADDRESS"])
+def test_malformed_addresses_name_where_they_came_from(df, space, monkeypatch, address, message, via):
+    kwargs = {"ray_address": address} if via == "ray_address" else {}
+    if via == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    with pytest.raises(ValueError, match=f"{via}='{address}'.*{message}"):
+        tune_focal(df, df, space, num_trials=2, **kwargs)
+
+
+@pytest.mark.parametrize("via", ["ray_address", "RAY_ADDRESS"])
+def test_an_address_that_does_not_answer_fails_fast(df, space, monkeypatch, via):
+    address = f"127.0.0.1:{closed_port()}"
+    kwargs = {"ray_address": address} if via == "ray_address" else {}
+    if via == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=f"no Ray cluster answers at {address} \\(from {via}="):
+        tune_focal(df, df, space, num_trials=2, **kwargs)
+    assert time.monotonic() - start < 30 and CONNECT_TIMEOUT < 30
+    assert ray_processes() == []
 
 
 # ---------------------------------------------------------------- Ray started and stopped, even on an error
