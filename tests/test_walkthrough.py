@@ -1,8 +1,13 @@
-"""The walkthrough notebook end to end with real AutoMM, at smoke size (1 seed, 1 epoch), offline, on the CPU.
+"""The walkthrough notebook end to end with real AutoMM, at smoke size (1 seed, 1 epoch), on the CPU: in the offline
+profile, and in the shopee profile that Colab users run, with nothing downloaded (a shopee archive in AutoGluon's
+layout built by the test, in the cache where the page looks for it, and a small untrained local backbone through
+FOCAL_TUTORIAL_CHECKPOINT instead of Swin-T, whose weights would be downloaded).
 
 Everything it writes goes to temporary folders: the cache (FOCAL_TUTORIAL_CACHE), the working directory, AutoMM's
 model folders (temporary directories inside the notebook) and the JSON report (FOCAL_TUTORIAL_REPORT)."""
+import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -30,14 +35,13 @@ def _repo_entries():
     return {line[3:] for line in out.splitlines() if line[:2] in ("??", "!!")}
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("walkthrough")
+def _execute(tmp: Path, **env) -> tuple:
+    "Run the walkthrough at smoke size on the CPU with `env` (and a cache, a working dir and a report under `tmp`)."
     work, report = tmp / "work", tmp / "report.json"
     work.mkdir()
-    env = {"FOCAL_TUTORIAL_SMOKE": "1", "FOCAL_TUTORIAL_PROFILE": "offline", "FOCAL_TUTORIAL_CACHE": str(tmp / "cache"),
+    env = {"FOCAL_TUTORIAL_SMOKE": "1", "FOCAL_TUTORIAL_CACHE": str(tmp / "cache"),
            "FOCAL_TUTORIAL_REPORT": str(report), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "CUDA_VISIBLE_DEVICES": "", "MPLBACKEND": "Agg"}
+           "CUDA_VISIBLE_DEVICES": "", "MPLBACKEND": "Agg", **env}
     mp = pytest.MonkeyPatch()
     for k, v in env.items():
         mp.setenv(k, v)  # the kernel inherits this process's environment
@@ -48,6 +52,21 @@ def smoke_run(tmp_path_factory):
     finally:
         mp.undo()
     return nb, json.loads(report.read_text()), before, work
+
+
+def _outputs(nb) -> str:
+    "Everything the page shows below its cells: printed text, Markdown, and tables as text."
+    out = []
+    for c in nb.cells:
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            out.append(o.get("text", ""))
+            out += [o.get("data", {}).get(k, "") for k in ("text/markdown", "text/plain")]
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    return _execute(tmp_path_factory.mktemp("walkthrough"), FOCAL_TUTORIAL_PROFILE="offline")
 
 
 def test_report_holds_every_metric_for_both_losses(smoke_run):
@@ -78,6 +97,91 @@ def test_notebook_outputs_and_no_artifacts_in_the_repo(smoke_run):
                    for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))  # no warnings shown
     after = _repo_entries()
     if before is not None:  # no AutogluonModels/, lightning_logs/, checkpoints or images in the repository
+        assert [p for p in after - before if not p.endswith(NOT_ARTIFACTS)] == []
+
+
+def test_offline_prose_is_computed_from_the_run(smoke_run):
+    "One seed, a balanced test set of 40 per class: the words say so, with no '1 seeds' and no NaN."
+    text = _outputs(smoke_run[0])
+    assert "40 test images per class: one test image is 0.025 of a class's recall" in text
+    assert "The test set is balanced" in text and "1 seed and 40 test images" in text and "(1 seed, profile offline)." in text
+    assert "This is not shopee" in text
+    assert not re.search(r"\b1 seeds\b|\bnan\b", text)
+    assert "No GPU here" in text and "Runtime → Change runtime type → T4 GPU" in text
+
+
+# ---- the shopee profile, as Colab users run it, with nothing downloaded ------------------------------------------
+
+SHOPEE_TEST = (5, 4, 4, 3)  # an imbalanced test set: the prose must not assume a balanced one
+
+
+@pytest.fixture(scope="module")
+def shopee_run(tmp_path_factory):
+    from shopee_archive import write_shopee_zip
+    from focal_tutorial.data import offline_backbone
+    tmp = tmp_path_factory.mktemp("walkthrough_shopee")
+    archive = tmp / "cache" / "shopee" / "file.zip"  # where the page's shopee_dataset() looks: the cache
+    archive.parent.mkdir(parents=True)
+    counts = write_shopee_zip(archive, train_per_class=28, test_per_class=SHOPEE_TEST, size=64)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    # resnet10t, untrained: nothing to download. At 64 pixels its last feature map is 2x2, so a last batch of one
+    # image still gives batch norm more than one value per channel (Swin-T has no batch norm).
+    backbone = offline_backbone(cache_dir=tmp / "backbone", epochs=0, image_size=64)
+    dead = "http://127.0.0.1:9"  # any download attempt fails at once instead of reaching the network
+    nb, rep, before, work = _execute(tmp, FOCAL_TUTORIAL_PROFILE="shopee", FOCAL_TUTORIAL_CHECKPOINT=backbone,
+                                     http_proxy=dead, https_proxy=dead, HTTP_PROXY=dead, HTTPS_PROXY=dead)
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == digest  # the archive was read, not fetched again
+    return nb, rep, before, work, counts, Path(backbone).name
+
+
+def test_shopee_profile_runs_both_fits(shopee_run):
+    nb, rep, _, _, counts, backbone = shopee_run
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    assert rep["profile"]["name"] == "shopee" and rep["smoke"] is True and rep["seeds"] == [0]
+    assert sorted(r["loss"] for r in rep["runs"]) == sorted(LOSSES)
+    assert all(0 <= r[m] <= 1 for r in rep["runs"] for m in METRICS)
+    assert set(rep["verdict"]) == set(METRICS)
+    text = _outputs(nb)
+    assert "profile: shopee (chosen by force= or $FOCAL_TUTORIAL_PROFILE)" in text
+    assert "No GPU here" in text and "Runtime → Change runtime type → T4 GPU" in text
+    # the class counts: make_imbalanced(factor=1/3) of 27 per class, and the archive's test set
+    assert ("training images per class: {0: 28, 1: 9, 2: 3, 3: 1} | test images per class: "
+            f"{dict(zip(range(4), SHOPEE_TEST))}") in text
+    from focal_tutorial.core import class_weights
+    alpha = [round(a, 3) for a in class_weights([k for k, n in enumerate((28, 9, 3, 1)) for _ in range(n)])]
+    assert f"alpha = class_weights(train labels): {alpha}" in text
+    for loss in LOSSES:  # both fits, one line each
+        assert re.search(rf"seed 0 +{loss}: balanced accuracy \d\.\d{{3}} \| recall of class 3 \(rarest, 1 training "
+                         r"image\) \d\.\d{3}", text), loss
+    assert f"'model.timm_image.checkpoint_name': '.../{backbone}'" in text  # the backbone that trained, shown
+
+
+def test_shopee_profile_tables_and_verdict(shopee_run):
+    nb, rep, _, _, _, backbone = shopee_run
+    tables = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "text/html" in o.get("data", {})]
+    assert len(tables) == 3  # the runs, mean ± std, the verdicts
+    assert all(loss in tables[0] for loss in LOSSES) and "(1 run)" in tables[1]
+    assert all(m in tables[2] for m in METRICS) and "verdict" in tables[2]
+    text = _outputs(nb)
+    assert "This was a smoke run (one seed, one epoch)" in text
+    assert f"(1 seed, profile shopee, backbone {backbone} instead of the profile's)." in text
+    assert "recall of the rarest class (1 training image)" in text
+    # what the run measured, in words: its own test set, not the offline profile's
+    assert "3 to 5 test images per class: one test image is 0.2 to 0.333 of a class's recall" in text
+    assert "The test set is not balanced (class 0: 5, class 1: 4, class 2: 4, class 3: 3)" in text
+    assert "Not the backbone of AutoGluon's tutorial" in text and "This is not shopee" not in text
+    assert "40 test images" not in text and not re.search(r"\b1 seeds\b|\bnan\b", text)
+    assert not any(o.output_type == "stream" and o.name == "stderr"
+                   for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))  # no warnings shown
+
+
+def test_shopee_profile_leaves_nothing_behind(shopee_run):
+    _, _, before, work, _, _ = shopee_run
+    assert list(work.iterdir()) == []  # no download, no AutogluonModels/ in the working directory
+    after = _repo_entries()
+    if before is not None:
         assert [p for p in after - before if not p.endswith(NOT_ARTIFACTS)] == []
 
 
@@ -137,8 +241,18 @@ def test_install_cell_is_plain_python():
     import ast
     cell = next(c for c in _cells() if c.cell_type == "code" and "pip" in c.source)
     ast.parse(cell.source)
-    assert "%" not in cell.source and "!" not in cell.source
+    assert not re.search(r"^\s*[%!]", cell.source, re.M)
     assert '"google.colab" in sys.modules' in cell.source
+
+
+def test_colab_opens_a_gpu_runtime():
+    "Colab reads the accelerator from the notebook's metadata (and nbdev_clean keeps it: settings.ini)."
+    import configparser
+    meta = nbformat.read(NB, as_version=4).metadata
+    assert meta["accelerator"] == "GPU" and meta["colab"]["gpuType"] == "T4"
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "settings.ini", encoding="utf-8")
+    assert {"accelerator", "colab"} <= set(cfg["DEFAULT"]["allowed_metadata_keys"].split())
 
 
 def test_legacy_block_is_marked_do_not_copy():
