@@ -8,8 +8,9 @@ One edit in settings.ini (`user`, `repo`, `branch`, `git_url`, `doc_host`, `doc_
 * the reference-style link definitions `[docs]: <doc_host><doc_baseurl>/`, `[repo]: <git_url>` and
   `[contributing]: <git_url>/blob/<branch>/CONTRIBUTING.md`;
 * links between pages, `[text](<doc_host><doc_baseurl>/<page>.html#anchor)`: absolute, so that they work wherever a
-  notebook is read (on the site, in Colab, on GitHub). A relative link to a page (`](data.html)`) becomes one; the
-  site build (tools/build_site.py) turns them back into links between the built pages.
+  notebook is read (on the site, in Colab, on GitHub). A relative link to a page (`](data.html)`) or to its notebook
+  (`](02_data.ipynb)`) becomes one; the site build (tools/build_site.py) turns them back into links between the
+  built pages.
 
 It also keeps `site-url`, `repo-url` and `repo-branch` of nbs/nbdev.yml (which nbdev generates from the same settings,
 and where the site build reads the site's address) in step, so links written for the old address are found.
@@ -55,11 +56,14 @@ def site_url(root: Path) -> str | None:
     return m[1].rstrip("/") if m else None
 
 
-def page_link(pages, sites) -> re.Pattern:
-    "Inline Markdown links to one of `pages`: relative (`data.html`, `./data.html`) or absolute on one of `sites`."
+def page_link(pages, sites, notebooks=()) -> re.Pattern:
+    """Inline Markdown links to one of `pages`: relative (`data.html`, `./data.html`) or absolute on one of `sites`,
+    and relative links to one of `notebooks` (`02_data.ipynb`, which is the page `data`)."""
     bases = "|".join([r"\./"] + [re.escape(s.rstrip("/") + "/") for s in sites if s])
     names = "|".join(re.escape(p) for p in sorted(pages, key=len, reverse=True))
-    return re.compile(rf"\]\((?:{bases})?(?P<page>{names})\.html(?P<anchor>#[^\s)]*)?\)")
+    nbs = "|".join(re.escape(Path(n).stem) for n in sorted(notebooks, key=len, reverse=True)) or "(?!)"
+    return re.compile(rf"\]\((?:(?:{bases})?(?P<page>{names})\.html|(?:\./)?(?P<nb>{nbs})\.ipynb)"
+                      rf"(?P<anchor>#[^\s)]*)?\)")
 
 
 def rewrite(text: str, want: dict, pages: re.Pattern | None = None) -> str:
@@ -67,7 +71,7 @@ def rewrite(text: str, want: dict, pages: re.Pattern | None = None) -> str:
     text = COLAB.sub(lambda m: want["colab"] + m["path"], text)
     text = INSTALL.sub(want["install"], text)
     if pages is not None:
-        text = pages.sub(lambda m: f"]({want['docs']}{m['page']}.html{m['anchor'] or ''})", text)
+        text = pages.sub(lambda m: f"]({want['docs']}{m['page'] or page_name(m['nb'])}.html{m['anchor'] or ''})", text)
     return DEFINITION.sub(lambda m: f"[{m['name']}]: {want[m['name']]}", text)
 
 
@@ -93,7 +97,7 @@ def sync_links(root=".", check: bool = False, only=None) -> list[Path]:
     root = Path(root)
     want, changed = links(settings(root)), []
     notebooks = sorted((root / "nbs").glob("*.ipynb"))
-    pages = page_link({page_name(p.name) for p in notebooks}, [site_url(root), want["docs"]])
+    pages = page_link({page_name(p.name) for p in notebooks}, [site_url(root), want["docs"]], [p.name for p in notebooks])
     files = targets(root)
     if only is not None:  # just these files (nbs/nbdev.yml is left alone)
         chosen = {Path(f).resolve() for f in only}

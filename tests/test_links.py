@@ -39,7 +39,7 @@ def _found(texts: dict, docs: str) -> dict:
     return found
 
 
-HTML_LINK = re.compile(r"\]\(([^\s)]+?\.html(?:#[^\s)]*)?)\)")  # an inline Markdown link to an .html address
+HTML_LINK = re.compile(r"\]\(([^\s)]+?\.(?:html|ipynb)(?:#[^\s)]*)?)\)")  # an inline link to an .html or .ipynb
 
 
 def _page_links(texts: dict, docs: str) -> list:
@@ -49,7 +49,7 @@ def _page_links(texts: dict, docs: str) -> list:
 
 
 def _page(url: str) -> str:
-    return re.sub(r"\.html.*", "", url.rsplit("/", 1)[-1])
+    return re.sub(r"\.(html|ipynb).*", "", url.rsplit("/", 1)[-1])
 
 
 def test_committed_links_are_in_sync():
@@ -79,13 +79,15 @@ def test_links_between_pages_are_absolute_and_lead_to_pages():
 
 def test_page_links_are_rewritten_and_only_those(tmp_path):
     want = sync.links(NEW)
-    pages = sync.page_link({"data", "walkthrough"}, ["https://old.example/site"])
+    pages = sync.page_link({"data", "walkthrough"}, ["https://old.example/site"], ["02_data.ipynb", "05_walkthrough.ipynb"])
     text = ("[a](data.html) [b](./walkthrough.html#results) [c](https://old.example/site/data.html#x) "
-            "[d](https://elsewhere.example/data.html) [e](nosuch.html) [f](https://auto.gluon.ai/stable/index.html)")
+            "[d](https://elsewhere.example/data.html) [e](nosuch.html) [f](https://auto.gluon.ai/stable/index.html) "
+            "[g](05_walkthrough.ipynb) [h](https://github.com/x/y/blob/main/nbs/02_data.ipynb)")
     assert sync.rewrite(text, want, pages) == (
         "[a](https://docs.example.org/focal_fork/data.html) [b](https://docs.example.org/focal_fork/walkthrough.html#results) "
         "[c](https://docs.example.org/focal_fork/data.html#x) [d](https://elsewhere.example/data.html) [e](nosuch.html) "
-        "[f](https://auto.gluon.ai/stable/index.html)")
+        "[f](https://auto.gluon.ai/stable/index.html) [g](https://docs.example.org/focal_fork/walkthrough.html) "
+        "[h](https://github.com/x/y/blob/main/nbs/02_data.ipynb)")
 
 
 def test_one_edit_of_settings_moves_every_link(tmp_path):
