@@ -1,6 +1,7 @@
 """focal_tutorial.tuning: search-space and address checks (all before Ray starts), one real 2-trial AutoMM search on a
 local Ray, the same search on a Ray head this module starts (`ray start --head`, stopped by its own PIDs), and Ctrl-C.
 Every Ray here keeps its files in a temporary folder of this module (RAY_TMPDIR), checked for trial files and deleted."""
+import contextlib
 import os
 import shutil
 import signal
@@ -405,7 +406,9 @@ def test_ray_session_leaves_no_ray_process_even_on_error():
 
 # ---------------------------------------------------------------- a real search: 2 trials, 1 epoch, offline
 
-def test_two_trial_search_offline(capsys):
+@pytest.fixture(scope="module")
+def search_data():
+    "The offline profile's data split for a search, its 2x2 space at 1 epoch."
     from sklearn.model_selection import train_test_split
 
     from focal_tutorial.automm import profile_hyperparameters
@@ -416,8 +419,11 @@ def test_two_trial_search_offline(capsys):
             "model.timm_image.checkpoint_name": offline_backbone(epochs=1)}
     fit_df, val_df = train_test_split(train_df, test_size=0.3, stratify=train_df["label"], random_state=0)
     space = focal_search_space(fit_df, gammas=[0, 2], alpha_methods=["none", "inverse"], hyperparameters=base)
-    result = tune_focal(fit_df, val_df, space, num_trials=2, seed=0)
+    return fit_df, val_df, space
 
+
+def check_two_trial_result(result, fit_df, out: str) -> None:
+    "What a 2-trial search of `search_data` must give: two different settings, one pick, one line per trial."
     t = result.trials
     assert len(t) == 2 and t["trial"].tolist() == [1, 2]
     assert {"gamma", "alpha_method", "alpha", "score", "epochs", "status", "chosen"} <= set(t.columns)
@@ -432,7 +438,153 @@ def test_two_trial_search_offline(capsys):
     assert pick["score"] == t["score"].max() and result.best["gamma"] == pick["gamma"]
     assert result.metric == "val_f1_macro" and result.path is None
     assert result.hyperparameters[GAMMA_KEY] == pick["gamma"]
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trial ")]
+    lines = [line for line in out.splitlines() if line.startswith("trial ")]
     assert [line.split(":")[0] for line in lines] == ["trial 1/2", "trial 2/2"]
     assert not ray.is_initialized()
+
+
+def test_two_trial_search_offline(capsys, search_data, ray_tmpdir):
+    fit_df, val_df, space = search_data
+    result = tune_focal(fit_df, val_df, space, num_trials=2, seed=0)
+    check_two_trial_result(result, fit_df, capsys.readouterr().out)
     assert ray_processes() == []
+    assert trial_files(ray_tmpdir) == []  # Ray Tune staged 2 trials' files (~114 MB) in its session folder
+
+
+# ---------------------------------------------------------------- a real cluster: a Ray head started here
+
+def gcs(address: str, service: str, method: str):
+    "One call to a Ray head's GCS (its gRPC API), as `ray status` makes them."
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    with grpc.insecure_channel(address) as channel:
+        stub = getattr(gcs_service_pb2_grpc, f"{service}Stub")(channel)
+        return getattr(stub, method)(getattr(gcs_service_pb2, f"{method}Request")(), timeout=10)
+
+
+def group_processes(pgid: int) -> list:
+    "The processes of the process group `pgid` (the one this module started)."
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (psutil.Error, ProcessLookupError):
+            pass
+    return out
+
+
+def stop_group(proc) -> list:
+    "SIGTERM to the process group this module started (`ray start --block` stops its daemons), SIGKILL to what stays; the PIDs left."
+    with pytest.MonkeyPatch.context():
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while group_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for p in group_processes(proc.pid):
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+    time.sleep(1)
+    return [p.pid for p in group_processes(proc.pid)]
+
+
+@pytest.fixture
+def ray_head(ray_tmpdir):
+    "A single-node Ray head of this test (`ray start --head --block`, 127.0.0.1, own temp dir and ports, 2 CPUs)."
+    temp = Path(ray_tmpdir, "head")
+    port = closed_port()
+    ports = {f"--{k}": closed_port() for k in ("ray-client-server-port", "dashboard-agent-listen-port",
+                                               "dashboard-agent-grpc-port", "metrics-export-port",
+                                               "runtime-env-agent-port", "node-manager-port", "object-manager-port")}
+    cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+           f"--port={port}", f"--temp-dir={temp}", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
+           "--disable-usage-stats", *(f"{k}={v}" for k, v in ports.items())]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    log = open(Path(ray_tmpdir, "head.log"), "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"ray start failed: {Path(ray_tmpdir, 'head.log').read_text()[-2000:]}"
+            try:
+                if gcs(address, "NodeInfoGcsService", "GetAllNodeInfo").node_info_list:
+                    break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(1)
+        yield SimpleNamespace(address=address, temp=temp, proc=proc)
+    finally:
+        left = stop_group(proc)
+        log.close()
+        assert left == [], f"processes of the test's Ray head still running: {left}"
+
+
+def test_search_on_a_ray_head(ray_head, search_data, monkeypatch, capsys):
+    "issue 19: the smoke search through RAY_ADDRESS runs on this head, which keeps running; no trial files left there."
+    fit_df, val_df, space = search_data
+    monkeypatch.setenv("RAY_ADDRESS", ray_head.address)
+    with pytest.raises(ValueError, match=r"3 CPUs.*no node of the Ray cluster at .* largest have 2 CPUs"):
+        tune_focal(fit_df, val_df, space, num_trials=2, resources_per_trial={"num_cpus": 3})  # would wait forever
+    result = tune_focal(fit_df, val_df, space, num_trials=2, seed=0, resources_per_trial={"num_cpus": 2})
+    check_two_trial_result(result, fit_df, capsys.readouterr().out)
+    jobs = gcs(ray_head.address, "JobInfoGcsService", "GetAllJobInfo").job_info_list
+    assert [j.is_dead for j in jobs if j.driver_pid == os.getpid()] == [True, True]  # this head ran both, both ended
+    assert ray_head.proc.poll() is None and gcs(ray_head.address, "NodeInfoGcsService", "GetAllNodeInfo")
+    assert len(list(ray_head.temp.glob("session_2*/artifacts"))) == 1 and trial_files(ray_head.temp) == []
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{closed_port()}")
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match="no Ray cluster answers"):
+        tune_focal(fit_df, val_df, space, num_trials=2)
+    assert time.monotonic() - start < 30
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+CTRL_C_SCRIPT = """
+import os
+from sklearn.model_selection import train_test_split
+from focal_tutorial.automm import profile_hyperparameters
+from focal_tutorial.data import offline_backbone, offline_dataset
+from focal_tutorial.tuning import focal_search_space, tune_focal
+train_df, _ = offline_dataset()
+base = {**profile_hyperparameters("offline", gpu=False), "optim.max_epochs": 3,
+        "model.timm_image.checkpoint_name": offline_backbone(epochs=1)}
+fit_df, val_df = train_test_split(train_df, test_size=0.3, stratify=train_df["label"], random_state=0)
+space = focal_search_space(fit_df, gammas=[0, 2], alpha_methods=["none"], hyperparameters=base)
+tune_focal(fit_df, val_df, space, num_trials=2, scheduler="FIFO")
+print("search ended without an interrupt")
+"""
+
+
+def test_ctrl_c_stops_the_search_and_leaves_no_ray(ray_tmpdir):
+    "Ctrl-C (SIGINT to the foreground process group, as a terminal sends it) while a trial trains."
+    folder = Path(ray_tmpdir, "ctrl_c")
+    folder.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_TMPDIR": str(folder)}
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        started = []
+        while not started and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1)
+            started = [p for p in group_processes(proc.pid) if "ImplicitFunc" in " ".join(p.cmdline())]
+        assert started, "no trial started"
+        time.sleep(3)
+        pids = {p.pid for p in group_processes(proc.pid)}  # the driver, Ray's daemons and workers
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        left = stop_group(proc)
+    assert left == [], f"processes left after Ctrl-C: {left}"
+    assert proc.returncode != 0 and "search ended" not in out
+    assert "KeyboardInterrupt" in err
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    assert trial_files(folder) == []
