@@ -12,13 +12,13 @@ import triton
 import triton.language as tl
 
 # %% auto #0
-__all__ = ['fused_focal_loss']
+__all__ = []
 
 # %% ../nbs/01a_fused.ipynb #48fe557e
-def _fwd_kernel(X, T, A, LOSS, LSE, W, OK, R, C, S, sxn, sxc, sxs, ignore_index, gamma,
+def _fwd_kernel(X, T, A, LOSS, MAX, LOGL, W, OK, R, C, S, sxn, sxc, sxs, ignore_index, gamma,
                 HAS_ALPHA: tl.constexpr, GAMMA_ZERO: tl.constexpr, PARTIAL: tl.constexpr,
                 BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    "Per row: loss, log-sum-exp and gradient weight w from one pass over the logits (online softmax)."
+    "Per row: loss, max, log-sum and gradient weight w from one pass over the logits (online softmax)."
     pid = tl.program_id(0)
     r = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     rmask = r < R
@@ -46,8 +46,8 @@ def _fwd_kernel(X, T, A, LOSS, LSE, W, OK, R, C, S, sxn, sxc, sxs, ignore_index,
         lnot = lnot * scale + tl.sum(tl.where(is_t, 0.0, e), 1)
         xt += tl.sum(tl.where(is_t, x, 0.0), 1)
         m = m_new
-    lse = m + tl.log(l)
-    logp = xt - lse
+    logl = tl.log(l)
+    logp = (xt - m) - logl  # not xt - (m + log l): exact for huge logits
     if HAS_ALPHA:
         a = tl.load(A + tt, mask=rmask & ~bad, other=0.0).to(tl.float32)
     else:
@@ -65,7 +65,8 @@ def _fwd_kernel(X, T, A, LOSS, LSE, W, OK, R, C, S, sxn, sxc, sxs, ignore_index,
     keep = rmask & ~ign
     loss = tl.where(keep, loss, 0.0)
     w = tl.where(keep, w, 0.0)
-    tl.store(LSE + r64, lse, mask=rmask)
+    tl.store(MAX + r64, m, mask=rmask)
+    tl.store(LOGL + r64, logl, mask=rmask)
     tl.store(W + r64, w, mask=rmask)
     if PARTIAL:  # one partial sum and count per program, summed on the device in a fixed order
         tl.store(LOSS + 2 * pid, tl.sum(loss.to(tl.float64), 0))
@@ -74,9 +75,9 @@ def _fwd_kernel(X, T, A, LOSS, LSE, W, OK, R, C, S, sxn, sxc, sxs, ignore_index,
         tl.store(LOSS + r64, loss, mask=rmask)
 
 # %% ../nbs/01a_fused.ipynb #108324ce
-def _bwd_kernel(X, T, LSE, W, G, NC, DX, R, C, S, sxn, sxc, sxs, sdn, sdc, sds, sg,
+def _bwd_kernel(X, T, MAX, LOGL, W, G, NC, DX, R, C, S, sxn, sxc, sxs, sdn, sdc, sds, sg,
                 MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    "Per row: dx = w * g * (softmax - onehot(target)), the softmax recomputed from the logits and log-sum-exp."
+    "Per row: dx = w * g * (softmax - onehot(target)), the softmax recomputed as exp((x - max) - log l)."
     pid = tl.program_id(0)
     r = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     rmask = r < R
@@ -84,7 +85,8 @@ def _bwd_kernel(X, T, LSE, W, G, NC, DX, R, C, S, sxn, sxc, sxs, sdn, sdc, sds, 
     n, s = r64 // S, r64 % S
     xbase, dbase = n * sxn + s * sxs, n * sdn + s * sds
     t = tl.load(T + r64, mask=rmask, other=0)
-    lse = tl.load(LSE + r64, mask=rmask, other=0.0)
+    m = tl.load(MAX + r64, mask=rmask, other=0.0)
+    logl = tl.load(LOGL + r64, mask=rmask, other=0.0)
     coef = tl.load(W + r64, mask=rmask, other=0.0) * tl.load(G + r64 * sg, mask=rmask, other=0.0).to(tl.float32)
     if MEAN:
         coef = coef / tl.maximum(tl.load(NC).to(tl.float32), 1.0)
@@ -92,7 +94,8 @@ def _bwd_kernel(X, T, LSE, W, G, NC, DX, R, C, S, sxn, sxc, sxs, sdn, sdc, sds, 
         cols = c0 + tl.arange(0, BLOCK_C)
         mask = rmask[:, None] & (cols < C)[None, :]
         x = tl.load(X + xbase[:, None] + cols[None, :].to(tl.int64) * sxc, mask=mask, other=0.0).to(tl.float32)
-        g = coef[:, None] * (tl.exp(x - lse[:, None]) - tl.where(cols[None, :] == t[:, None], 1.0, 0.0))
+        sm = tl.exp((x - m[:, None]) - logl[:, None])
+        g = coef[:, None] * (sm - tl.where(cols[None, :] == t[:, None], 1.0, 0.0))
         g = tl.where(coef[:, None] != 0, g, 0.0)
         tl.store(DX + dbase[:, None] + cols[None, :].to(tl.int64) * sdc, g.to(DX.dtype.element_ty), mask=mask)
 
@@ -122,7 +125,7 @@ class _FusedFocalLoss(torch.autograd.Function):
     "Focal loss by the fused kernels; `interpret` runs them in Triton's interpreter (CPU tensors)."
 
     @staticmethod
-    def forward(ctx, logits, target, alpha, gamma, reduction, ignore_index, interpret):
+    def forward(ctx, logits, target, alpha, gamma, reduction, ignore_index, interpret, double_backward):
         N, C = logits.shape[:2]
         x3 = logits.reshape(N, C, -1)  # a view for contiguous logits
         S = x3.shape[2]
@@ -133,12 +136,11 @@ class _FusedFocalLoss(torch.autograd.Function):
         P = triton.cdiv(R, block_n)
         partial = reduction != "none"
         out = torch.empty(2 * P if partial else R, device=dev, dtype=torch.float64 if partial else torch.float32)
-        lse = torch.empty(R, device=dev, dtype=torch.float32)
-        w = torch.empty(R, device=dev, dtype=torch.float32)
+        mx, logl, w = torch.empty((3, R), device=dev, dtype=torch.float32)
         ok = torch.ones(1, device=dev, dtype=torch.int32)
         a = t if alpha is None else alpha.to(device=dev, dtype=torch.float32).contiguous()
         fwd, _ = _kernels(interpret)
-        fwd[(P,)](x3, t, a, out, lse, w, ok, R, C, S, *x3.stride(), ignore_index, float(gamma),
+        fwd[(P,)](x3, t, a, out, mx, logl, w, ok, R, C, S, *x3.stride(), ignore_index, float(gamma),
                   HAS_ALPHA=alpha is not None, GAMMA_ZERO=gamma == 0, PARTIAL=partial,
                   BLOCK_N=block_n, BLOCK_C=block_c, num_warps=warps)
         torch._assert_async(ok, f"focal_loss: a target is outside [0, {C}) and is not ignore_index={ignore_index}")
@@ -149,16 +151,19 @@ class _FusedFocalLoss(torch.autograd.Function):
             loss = (sums[0] / nc if reduction == "mean" else sums[0]).float()
         else:
             loss = out.view(target.shape)
-        ctx.save_for_backward(logits, t, lse, w, nc, alpha)  # logits, not x3: double backward differentiates them
+        ctx.save_for_backward(logits, t, mx, logl, w, nc, alpha)  # logits, not x3: double backward differentiates them
         ctx.shape, ctx.reduction, ctx.interpret = logits.shape, reduction, interpret
-        ctx.gamma, ctx.ignore_index = gamma, ignore_index
+        ctx.gamma, ctx.ignore_index, ctx.double_backward = gamma, ignore_index, double_backward
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        logits, t, lse, w, nc, alpha = ctx.saved_tensors
+        logits, t, mx, logl, w, nc, alpha = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiate the readable definition
-            return (_reference_grad(ctx, grad, logits, t, alpha, nc),) + (None,) * 6
+            tt = t.view(logits.shape[:1] + (1,) + logits.shape[2:])  # (N, 1, d1, ...), as the losses module has it
+            ignored = tt == ctx.ignore_index
+            return (ctx.double_backward(grad, logits, tt.masked_fill(ignored, 0), alpha, ctx.gamma, ignored,
+                                        ctx.reduction, nc),) + (None,) * 7
         x3 = logits.reshape(logits.shape[0], logits.shape[1], -1)
         N, C, S = x3.shape
         R = N * S
@@ -166,37 +171,25 @@ class _FusedFocalLoss(torch.autograd.Function):
         g = grad.reshape(-1)  # may be a stride-0 view of one number; the kernel reads it by stride
         block_n, block_c, warps = _tiles(C, R)
         _, bwd = _kernels(ctx.interpret)
-        bwd[(triton.cdiv(R, block_n),)](x3, t, lse, w, g, g if nc is None else nc, dx, R, C, S, *x3.stride(),
+        bwd[(triton.cdiv(R, block_n),)](x3, t, mx, logl, w, g, g if nc is None else nc, dx, R, C, S, *x3.stride(),
                                         *dx.stride(), g.stride(0) if ctx.reduction == "none" else 0,
                                         MEAN=ctx.reduction == "mean", BLOCK_N=block_n, BLOCK_C=block_c,
                                         num_warps=warps)
-        return dx.view(ctx.shape), None, None, None, None, None, None
-
-
-def _reference_grad(ctx, grad, logits, t, alpha, nc):
-    "The gradient of `focal_loss_reference` as a differentiable graph (for double backward)."
-    from focal_tutorial.losses import focal_loss_reference
-    ignored = (t == ctx.ignore_index).view(logits.shape[:1] + logits.shape[2:])
-    with torch.enable_grad():
-        loss = focal_loss_reference(logits, t.view_as(ignored).masked_fill(ignored, 0), alpha, ctx.gamma)
-        loss = loss.masked_fill(ignored, 0.0)
-        if ctx.reduction == "mean":
-            grad = grad / nc.clamp_min(1)
-        g, = torch.autograd.grad(loss, logits, grad.expand_as(loss), create_graph=True)
-    return g
+        return dx.view(ctx.shape), None, None, None, None, None, None, None
 
 # %% ../nbs/01a_fused.ipynb #10bb7f65
-def fused_focal_loss(
+def _fused_focal_loss(
     logits: torch.Tensor,  # (N, C) or (N, C, d1, ...), float32, float16 or bfloat16, on a GPU (or CPU: interpreter)
     target: torch.Tensor,  # class indices, (N) or (N, d1, ...)
     alpha: torch.Tensor | None,  # C weights, or None
     gamma: float,  # focusing parameter >= 0
     reduction: str,  # "mean", "sum" or "none"
     ignore_index: int,  # targets equal to this contribute 0
+    double_backward,  # the gradient as a differentiable graph, for create_graph=True (losses._reference_grad)
 ) -> torch.Tensor:  # a float32 scalar, or float32 per-sample losses for "none"
     "Focal loss by the fused Triton kernels; CPU tensors run in Triton's interpreter (needs `TRITON_INTERPRET=1`)."
     interpret = logits.device.type == "cpu"
     if interpret and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError("the fused kernel runs on a GPU; for CPU tensors set the environment variable "
                            "TRITON_INTERPRET=1 to run it in Triton's interpreter (slow, for testing).")
-    return _FusedFocalLoss.apply(logits, target, alpha, gamma, reduction, ignore_index, interpret)
+    return _FusedFocalLoss.apply(logits, target, alpha, gamma, reduction, ignore_index, interpret, double_backward)

@@ -5,6 +5,9 @@
 # %% ../nbs/01_losses.ipynb #8fb6ac11
 from __future__ import annotations
 
+import weakref
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,91 +46,118 @@ def _log_softmax_grad(ls: torch.Tensor, t: torch.Tensor, neg_w: torch.Tensor) ->
         return torch.exp(ls).mul_(neg_w.neg()).add_(G)
 
 # %% ../nbs/01_losses.ipynb #d908bd61
-def _loss_and_weight(logp: torch.Tensor, a: torch.Tensor | None, gamma: float, need_w: bool):
-    "Per-sample loss -a (1-p)^gamma log p and, if `need_w`, the gradient weight w (None: all 1), from log p."
+_COMPUTE = {torch.float16: torch.float32, torch.bfloat16: torch.float32}  # half inputs are computed in float32
+_FINFO = {dt: (torch.finfo(dt).min, torch.finfo(dt).tiny) for dt in (torch.float32, torch.float64)}
+
+
+def _weights(logp, a, gamma: float, need_w: bool, xp, fmin: float, tiny: float):
+    """m = a (1-p)^gamma (None: all 1) and, if `need_w`, the gradient weight w = m (1 + gamma (log p - log p / (1-p))),
+    per sample, from log p: NumPy arrays on CPU (`xp` = numpy), tensors on a GPU (`xp` = torch)."""
     if gamma == 0:
-        return (logp.neg() if a is None else logp * a.neg()), a
-    q = torch.expm1(logp).neg_()  # 1 - p
-    mod = q.pow(gamma) if need_w else q.pow_(gamma)
-    if a is not None:
-        mod.mul_(a)  # alpha * (1-p)^gamma
-    w = None
-    if need_w:
-        lp = logp.clamp_min(torch.finfo(logp.dtype).min)
-        w = torch.addcmul(mod, mod, lp - lp / q.clamp_min_(torch.finfo(q.dtype).tiny), value=gamma)
-    return mod.mul_(logp).neg_(), w
+        return a, a
+    q = -xp.expm1(logp)  # 1 - p, exact as p -> 1
+    m = q**gamma if a is None else q**gamma * a
+    if not need_w:
+        return m, None
+    at_least = np.maximum if xp is np else torch.clamp_min
+    lp = at_least(logp, fmin)  # log p = -inf (p = 0): lp - lp / 1 = 0 below, not -inf + inf
+    return m, m + gamma * m * (lp - lp / at_least(q, tiny))  # p = 1 (q = 0): 0 / tiny = 0, not 0 / 0
 
 # %% ../nbs/01_losses.ipynb #34d8aa65
 class _FocalLossFn(torch.autograd.Function):
-    "Focal loss with a hand-written backward: the gradient is w * (softmax - onehot), w one number per sample."
+    """Focal loss whose forward also writes its gradient w * (softmax - onehot), w one number per sample; the
+    backward only scales it by the incoming gradient."""
 
     @staticmethod
-    def forward(ctx, logits, t, alpha, gamma, ignored, reduction):
-        cdt = torch.promote_types(logits.dtype, torch.float32)  # float16/bfloat16 are computed in float32
-        ctx.small = logits.shape[1] < SMALL_C and logits.device.type == "cpu"
-        if ctx.small:
-            m = logits.amax(1, keepdim=True).to(cdt)
-            ls = (logits - m).exp_().sum(1, keepdim=True).log_().add_(m)  # log-sum-exp, (N, 1, d1, ...)
-            logp = logits.gather(1, t).to(cdt).sub_(ls)
+    def forward(ctx, logits, t, alpha, gamma, ignored, n, reduction):
+        cdt = _COMPUTE.get(logits.dtype, logits.dtype)
+        cpu = logits.device.type == "cpu"
+        small = cpu and logits.shape[1] < SMALL_C
+        if small:  # log p = (x_t - max) - log l and softmax = e / l, with e = exp(x - max) and l = sum(e)
+            mx = logits.amax(1, keepdim=True)
+            e = logits - (mx if cdt == logits.dtype else mx.to(cdt))
+            logp = e.gather(1, t)
+            l = e.exp_().sum(1, keepdim=True)
+            logp.sub_(l.log())
         else:
-            ls = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
-            logp = ls.gather(1, t)
-        a = None if alpha is None else alpha.to(device=t.device, dtype=cdt).take(t)
-        loss, w = _loss_and_weight(logp, a, gamma, ctx.needs_input_grad[0])
-        if ignored is not None:
-            loss = loss.masked_fill_(ignored, 0.0)
-            w = (~ignored).to(cdt) if w is None else w.masked_fill_(ignored, 0.0)
-        ctx.save_for_backward(logits, t, w, ls if ctx.needs_input_grad[0] else None, alpha, ignored)
-        ctx.gamma, ctx.reduction = gamma, reduction
-        ctx.n = loss.numel() if ignored is None else (~ignored).sum()  # a tensor: no wait for the GPU
-        if reduction == "none":
-            return loss.squeeze(1)
-        return loss.sum() / ctx.n if reduction == "mean" else loss.sum()
+            e = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
+            logp = e.gather(1, t)
+        if alpha is not None and alpha.dtype != cdt:
+            alpha = alpha.to(cdt)
+        if ignored is not None:  # log p = 0 (and below, the weight 0), whatever an ignored row's logits hold
+            logp.masked_fill_(ignored, 0.0)
+        if cpu:  # the per-sample part in NumPy, on the same memory
+            logp = logp.numpy()
+            a = None if alpha is None else alpha.numpy()[t.numpy()]
+            if ignored is not None:
+                keep = ~ignored.numpy()
+                a = keep.astype(logp.dtype) if a is None else a * keep
+        else:
+            a = None if alpha is None else alpha.take(t)
+            if ignored is not None:
+                a = (~ignored).to(cdt) if a is None else a.masked_fill_(ignored, 0.0)
+        need_grad = ctx.needs_input_grad[0]
+        xp = np if cpu else torch
+        with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
+            m, w = _weights(logp, a, gamma, need_grad, xp, *_FINFO[cdt])
+            neg = logp if m is None else m * logp  # minus the loss, per sample
+            loss = -neg.squeeze(1) if reduction == "none" else -neg.sum() / n if reduction == "mean" else -neg.sum()
+            if need_grad:  # -w, divided by n for "mean" (every target ignored: n = 0, but then every w is 0)
+                scale = (-1 / max(n, 1) if cpu else -1 / n.clamp_min(1)) if reduction == "mean" else -1.0
+                neg_w = w * scale if w is not None else np.full_like(logp, scale) if cpu else torch.ones_like(logp) * scale
+                c = neg_w / -l.numpy() if small else None  # w / l
+        if need_grad:
+            neg_w = torch.from_numpy(neg_w) if cpu else neg_w
+            G = e.mul_(torch.from_numpy(c)).scatter_add_(1, t, neg_w) if small else _log_softmax_grad(e, t, neg_w)
+            if ignored is not None:
+                G.masked_fill_(ignored, 0.0)  # 0, even where an ignored row's logits are NaN or infinite
+            ctx.save_for_backward(logits)  # for create_graph=True only
+            ctx.G, ctx.t, ctx.alpha, ctx.gamma, ctx.ignored, ctx.n = G, t, alpha, gamma, ignored, n
+            ctx.reduction, ctx.dtype = reduction, logits.dtype
+        return torch.from_numpy(np.asarray(loss, dtype=logp.dtype)) if cpu else loss
 
     @staticmethod
     def backward(ctx, grad):
-        logits, t, w, ls, alpha, ignored = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True (double backward): differentiate the reference instead
-            return (_double_backward(ctx, grad, logits, t, alpha, ignored),) + (None,) * 5
-        s = grad.to(ls.dtype)
-        if ctx.reduction == "none":
-            s = s.unsqueeze(1)
-        elif ctx.reduction == "mean":  # all ignored: n = 0 but every w is 0, so the gradient is 0
-            s = s / (ctx.n.clamp_min(1) if torch.is_tensor(ctx.n) else ctx.n)
-        neg_w = s.neg().expand(t.shape) if w is None else w * s.neg()  # not in place: w may be needed again
-        if ctx.small:  # ls is the log-sum-exp (N, 1, d1, ...): softmax = exp(x - lse)
-            g = torch.sub(logits, ls).exp_()
-            g.mul_(neg_w.neg()).scatter_add_(1, t, neg_w)
-        else:
-            g = _log_softmax_grad(ls, t, neg_w)
-        if ignored is not None:
-            g.masked_fill_(ignored, 0.0)  # 0, even where an ignored row's logits are NaN or infinite
-        return g.to(logits.dtype), None, None, None, None, None
+            logits, = ctx.saved_tensors
+            return (_reference_grad(grad, logits, ctx.t, ctx.alpha, ctx.gamma, ctx.ignored, ctx.reduction, ctx.n),
+                    None, None, None, None, None, None)
+        g = ctx.G * (grad.unsqueeze(1) if ctx.reduction == "none" else grad)
+        return g if g.dtype == ctx.dtype else g.to(ctx.dtype), None, None, None, None, None, None
 
 # %% ../nbs/01_losses.ipynb #eed12b74
-def _double_backward(ctx, grad, logits, t, alpha, ignored):
-    "The gradient of the reference loss, as a differentiable graph (for create_graph=True)."
+def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
+    """The gradient of `focal_loss_reference` as a differentiable graph (for create_graph=True): `t` (N, 1, d1, ...)
+    with ignored positions set to 0, `ignored` their mask or None, `n` the number of positions "mean" divides by."""
     with torch.enable_grad():
-        loss = focal_loss_reference(logits, t.squeeze(1), alpha, ctx.gamma)
+        x = logits if ignored is None else logits.masked_fill(ignored, 0.0)  # no NaN from ignored rows
+        loss = focal_loss_reference(x, t.squeeze(1), alpha, gamma)
         if ignored is not None:
             loss = loss.masked_fill(ignored.squeeze(1), 0.0)
-        if ctx.reduction == "mean":
-            grad = grad / (ctx.n.clamp_min(1) if torch.is_tensor(ctx.n) else ctx.n)
+        if reduction == "mean":
+            grad = grad / (n.clamp_min(1) if torch.is_tensor(n) else max(n, 1))
         g, = torch.autograd.grad(loss, logits, grad.expand_as(loss), create_graph=True)
     return g
 
 # %% ../nbs/01_losses.ipynb #a4b9d556
 USE_FUSED = True  # use the fused Triton kernel for CUDA tensors (float32, float16, bfloat16) when Triton is there
+_FUSED = []  # the fused kernel's entry point once imported; [None] without Triton
+
+
+def _fused():
+    "The fused kernel's entry point, imported on first use (it needs Triton); None without Triton."
+    if not _FUSED:
+        try:
+            from focal_tutorial.fused import _fused_focal_loss
+        except ImportError:
+            _fused_focal_loss = None
+        _FUSED.append(_fused_focal_loss)
+    return _FUSED[0]
 
 
 def _use_fused(logits: torch.Tensor) -> bool:
-    if not (USE_FUSED and logits.is_cuda and logits.numel() and logits.dtype in (torch.float32, torch.float16, torch.bfloat16)):
-        return False
-    try:
-        import focal_tutorial.fused  # noqa: F401  (needs Triton)
-    except ImportError:
-        return False
-    return True
+    return (USE_FUSED and logits.is_cuda and logits.numel() > 0
+            and logits.dtype in (torch.float32, torch.float16, torch.bfloat16) and _fused() is not None)
 
 # %% ../nbs/01_losses.ipynb #41980a3d
 REDUCTIONS = ("mean", "sum", "none")
@@ -157,12 +187,14 @@ def _check_tensors(logits, target) -> int:
 
 # %% ../nbs/01_losses.ipynb #f6352c9c
 def _targets(target: torch.Tensor, C: int, ignore_index: int):
-    "Class indices (N, 1, d1, ...) in int64, ignored ones set to 0, and the ignored mask (None: none ignored)."
+    """Class indices (N, 1, d1, ...) in int64 with ignored ones set to 0, the mask of ignored ones (None: none), and
+    the number of the others (a tensor on a GPU)."""
     t = target.long().unsqueeze(1)
     if t.device.type == "cpu" and not torch.compiler.is_compiling():
         lo, hi = torch.aminmax(t) if t.numel() else (0, 0)
-        if 0 <= int(lo) and int(hi) < C and not int(lo) <= ignore_index <= int(hi):
-            return t, None  # every index is a class and none is ignore_index
+        lo, hi = int(lo), int(hi)
+        if 0 <= lo and hi < C and not lo <= ignore_index <= hi:
+            return t, None, t.numel()  # every index is a class and none is ignore_index
         ignored = t == ignore_index
         bad = ((t < 0) | (t >= C)) & ~ignored
         if bad.any():
@@ -171,49 +203,99 @@ def _targets(target: torch.Tensor, C: int, ignore_index: int):
                              f"{pos if len(pos) > 1 else pos[0]}, outside [0, {C}) for logits with {C} classes, and it "
                              f"is not ignore_index={ignore_index}; targets must be class indices 0..C-1 (check the "
                              "label encoding).")
-        return (t.masked_fill(ignored, 0), ignored) if ignored.any() else (t, None)
+        k = int(ignored.sum())
+        return (t.masked_fill(ignored, 0), ignored, t.numel() - k) if k else (t, None, t.numel())
     ignored = t == ignore_index  # on a GPU (or while compiling): checked on the device, no wait
-    t = t.masked_fill(ignored, 0)
-    torch._assert_async(((t >= 0) & (t < C)).all(), f"focal_loss: a target is outside [0, {C}) and is not "
-                        f"ignore_index={ignore_index}")
-    return t, ignored
+    bad = ((t < 0) | (t >= C)) & ~ignored
+    torch._assert_async(~bad.any(), f"focal_loss: a target is outside [0, {C}) and is not ignore_index={ignore_index}")
+    return t.masked_fill(ignored | bad, 0), ignored, (~ignored).sum()
 
 # %% ../nbs/01_losses.ipynb #9076ed1f
-def _alpha_tensor(alpha, n_classes: int | None = None, name: str = "alpha", values: bool = True) -> torch.Tensor | None:
-    "`alpha` as a 1-D tensor (float64 unless it was a tensor) after `check_alpha`'s checks; None stays None."
+_F32 = torch.finfo(torch.float32)
+_CHECKED: dict = {}  # id(alpha tensor) -> (weak reference to it, version whose values passed the checks)
+
+
+def _checked(alpha: torch.Tensor) -> bool:
+    "Whether the values of `alpha` passed the checks and have not been changed since (in place, or by load_state_dict)."
+    entry = _CHECKED.get(id(alpha))
+    return entry is not None and entry[0]() is alpha and entry[1] == alpha._version
+
+
+def _mark_checked(alpha: torch.Tensor) -> None:
+    key = id(alpha)
+    if not alpha.is_inference():  # an inference tensor keeps no version counter: checked at every call
+        _CHECKED[key] = (weakref.ref(alpha, lambda _, key=key: _CHECKED.pop(key, None)), alpha._version)
+
+
+def _check_range(a: torch.Tensor, name: str) -> None:
+    "Refuse float64 weights that float32 cannot hold: above its largest number, or so small they would round to 0."
+    if a.dtype == torch.float64:
+        bad = ((a > _F32.max) | ((a > 0) & (a < _F32.tiny))).nonzero()
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"{name}[{i}] = {a[i].item():g} is outside float32's range ({_F32.tiny:.3g} to "
+                             f"{_F32.max:.3g}, or 0), the precision the loss is computed in; scale the weights into it "
+                             "(e.g. `class_weights(labels)`, which sum to 1).")
+
+
+def _assert_alpha(a: torch.Tensor, name: str) -> torch.Tensor:
+    "Check alpha's values on its device, without waiting for it: a bad value fails at the next synchronisation."
+    lo, hi = torch.aminmax(a)
+    ok = (lo >= 0) & (hi > 0) & (hi <= _F32.max)  # NaN fails every comparison
+    if a.dtype == torch.float64:
+        ok = ok & ~((a > 0) & (a < _F32.tiny)).any()
+    torch._assert_async(ok, f"focal_loss: {name} must hold finite weights >= 0 within float32's range, not all 0")
+    return a
+
+
+def _alpha_tensor(alpha, n_classes: int | None = None, name: str = "alpha", sync: bool = False) -> torch.Tensor | None:
+    """`alpha` as a 1-D tensor (float64 unless it was a tensor) after `check_alpha`'s checks and float32's range;
+    a tensor's values are read on CPU (on a GPU too if `sync`) once per version, else checked on the device."""
     if alpha is None:
         return None
     if not isinstance(alpha, torch.Tensor):
         classes = range(n_classes if n_classes is not None else len(alpha)) if hasattr(alpha, "reindex") else None
-        return torch.tensor(check_alpha(alpha, n_classes, classes, name), dtype=torch.float64)
-    alpha = alpha.detach()
-    ok = alpha.ndim == 1 and alpha.numel() > 0 and (n_classes is None or alpha.numel() == n_classes)
-    if ok and values and alpha.device.type == "cpu" and not torch.compiler.is_compiling():
-        lo, hi = (float(v) for v in torch.aminmax(alpha))  # NaN propagates and fails both tests
-        ok = 0 <= lo and 0 < hi < float("inf")
-    if not ok:
-        check_alpha(alpha.cpu(), n_classes, None, name)  # raises, with the checker's message
-    return alpha
+        out = torch.tensor(check_alpha(alpha, n_classes, classes, name), dtype=torch.float64)
+        _check_range(out, name)
+        return out
+    if (alpha.ndim != 1 or not alpha.numel() or (n_classes is not None and alpha.numel() != n_classes)
+            or alpha.dtype == torch.bool or alpha.is_complex()):
+        check_alpha(alpha.detach().cpu(), n_classes, None, name)  # raises, with the checker's message
+        raise TypeError(f"{name} must be a 1-D tensor with one real weight per class.")  # in case it did not
+    if torch.compiler.is_compiling():
+        return _assert_alpha(alpha.detach(), name)
+    if not _checked(alpha):
+        a = alpha.detach()
+        if a.device.type == "cpu" or sync:
+            lo, hi = (float(v) for v in torch.aminmax(a))
+            if not (0 <= lo and 0 < hi < float("inf")):  # NaN fails both
+                check_alpha(a.cpu(), n_classes, None, name)  # raises, with the checker's message
+            _check_range(a, name)
+        else:
+            _assert_alpha(a, name)
+        _mark_checked(alpha)
+    return alpha.detach()
 
 # %% ../nbs/01_losses.ipynb #dabfb27c
-def _focal(logits, target, alpha, gamma, reduction, ignore_index, alpha_values_checked=False):
-    "Checked settings in, loss out (shared by `focal_loss` and `FocalLoss`, whose alpha was checked when set)."
+def _focal(logits, target, alpha, gamma, reduction, ignore_index):
+    "Checked settings in, loss out (shared by `focal_loss` and `FocalLoss`)."
     C = _check_tensors(logits, target)
     if logits.ndim == 1:  # one unbatched sample, as F.cross_entropy allows
-        out = _focal(logits[None], target[None], alpha, gamma, reduction, ignore_index, alpha_values_checked)
+        out = _focal(logits[None], target[None], alpha, gamma, reduction, ignore_index)
         return out[0] if reduction == "none" else out
-    alpha = _alpha_tensor(alpha, C, values=not alpha_values_checked)
-    if alpha is not None and alpha.device != logits.device:  # a pinned copy: no wait for the GPU
-        alpha = alpha.pin_memory().to(logits.device, non_blocking=True) if logits.is_cuda else alpha.to(logits.device)
+    if alpha is not None:
+        alpha = _alpha_tensor(alpha, C)
+        if alpha.device != logits.device:  # a pinned copy: no wait for the GPU
+            alpha = alpha.pin_memory().to(logits.device, non_blocking=True) if logits.is_cuda else alpha.to(logits.device)
     if torch.compiler.is_compiling():
-        t, ignored = _targets(target, C, ignore_index)
-        loss = focal_loss_reference(logits, t.squeeze(1), alpha, gamma).masked_fill(ignored.squeeze(1), 0.0)
-        return loss if reduction == "none" else loss.sum() / (~ignored).sum() if reduction == "mean" else loss.sum()
+        t, ignored, n = _targets(target, C, ignore_index)
+        x = logits.masked_fill(ignored, 0.0)  # an ignored row's NaN cannot reach the gradient
+        loss = focal_loss_reference(x, t.squeeze(1), alpha, gamma).masked_fill(ignored.squeeze(1), 0.0)
+        return loss if reduction == "none" else loss.sum() / n if reduction == "mean" else loss.sum()
     if _use_fused(logits):
-        from focal_tutorial.fused import fused_focal_loss
-        return fused_focal_loss(logits, target, alpha, gamma, reduction, ignore_index)
-    t, ignored = _targets(target, C, ignore_index)
-    return _FocalLossFn.apply(logits, t, alpha, gamma, ignored, reduction)
+        return _fused()(logits, target, alpha, gamma, reduction, ignore_index, _reference_grad)
+    t, ignored, n = _targets(target, C, ignore_index)
+    return _FocalLossFn.apply(logits, t, alpha, gamma, ignored, n, reduction)
 
 # %% ../nbs/01_losses.ipynb #50ea3f7b
 def focal_loss(
@@ -247,10 +329,11 @@ class FocalLoss(nn.Module):
         "Check a setting whenever it is set, in `__init__` or later."
         if name == "alpha":
             old = self._buffers.get("alpha")
-            value = _alpha_tensor(value)
+            value = _alpha_tensor(value, sync=True)
             if value is not None:
-                value = value.to(dtype=torch.get_default_dtype() if old is None else old.dtype,
-                                 device=None if old is None else old.device)
+                dtype = torch.promote_types(torch.get_default_dtype() if old is None else old.dtype, torch.float32)
+                value = value.to(dtype=dtype, device=None if old is None else old.device)
+                _mark_checked(value)
         elif name == "gamma":
             value = check_gamma(value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value)
         elif name == "reduction":
@@ -259,8 +342,24 @@ class FocalLoss(nn.Module):
             value = check_int("ignore_index", value, low=-2**63, high=2**63 - 1)
         super().__setattr__(name, value)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        "Check the weights a state_dict brings before they are copied into the buffer."
+        key, alpha = prefix + "alpha", self._buffers.get("alpha")
+        if alpha is not None and isinstance(state_dict.get(key), torch.Tensor):
+            _alpha_tensor(state_dict[key], len(alpha), f"state_dict['{key}']", sync=True)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _apply(self, fn, recurse=True):
+        "`.half()` and `.to(torch.bfloat16)` leave alpha in float32, the precision the loss is computed in."
+        old = self._buffers.get("alpha")
+        out = super()._apply(fn, recurse)
+        new = self._buffers.get("alpha")
+        if new is not None and new.dtype in (torch.float16, torch.bfloat16):
+            self._buffers["alpha"] = old.to(device=new.device, dtype=torch.float32)
+        return out
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _focal(logits, target, self.alpha, self.gamma, self.reduction, self.ignore_index, True)
+        return _focal(logits, target, self._buffers["alpha"], self.gamma, self.reduction, self.ignore_index)
 
     def extra_repr(self) -> str:
         a = "None" if self.alpha is None else f"[{', '.join(f'{x:.4g}' for x in self.alpha.tolist())}]"

@@ -36,10 +36,11 @@ if not INTERPRET:
         from focal_tutorial.fused import _bwd_kernel, _fwd_kernel
         ints = dict.fromkeys(["R", "C", "S"], "i32") | dict.fromkeys(["sxn", "sxc", "sxs", "sdn", "sdc", "sds", "sg"], "i64")
         for block_n, block_c in ((1024, 4), (1, 4096)):
-            fwd = {"X": f"*{dtype}", "T": "*i64", "A": "*fp32", "LOSS": "*fp64", "LSE": "*fp32", "W": "*fp32", "OK": "*i32",
+            fwd = {"X": f"*{dtype}", "T": "*i64", "A": "*fp32", "LOSS": "*fp64", "MAX": "*fp32", "LOGL": "*fp32",
+                   "W": "*fp32", "OK": "*i32",
                    **{k: ints[k] for k in ("R", "C", "S", "sxn", "sxc", "sxs")}, "ignore_index": "i32", "gamma": "fp32"}
             cx = {"HAS_ALPHA": True, "GAMMA_ZERO": False, "PARTIAL": True, "BLOCK_N": block_n, "BLOCK_C": block_c}
-            bwd = {"X": f"*{dtype}", "T": "*i64", "LSE": "*fp32", "W": "*fp32", "G": "*fp32", "NC": "*fp64",
+            bwd = {"X": f"*{dtype}", "T": "*i64", "MAX": "*fp32", "LOGL": "*fp32", "W": "*fp32", "G": "*fp32", "NC": "*fp64",
                    "DX": f"*{dtype}", **ints}
             for fn, sig, const in ((_fwd_kernel, fwd, cx), (_bwd_kernel, bwd, {"MEAN": True, "BLOCK_N": block_n,
                                                                                 "BLOCK_C": block_c})):
@@ -48,8 +49,14 @@ if not INTERPRET:
                                         options={"num_warps": 8})
                 assert ".entry" in kernel.asm["ptx"]
 else:
-    from focal_tutorial.fused import _tiles, fused_focal_loss  # noqa: F401
-    from focal_tutorial.losses import focal_loss  # noqa: F401
+    import focal_tutorial.fused as fused
+    import focal_tutorial.losses as losses
+    from focal_tutorial.fused import _fused_focal_loss, _tiles
+    from focal_tutorial.losses import FocalLoss, _reference_grad, focal_loss
+
+    def fused_focal_loss(logits, target, alpha, gamma, reduction, ignore_index):
+        "The kernel's private entry point, as `focal_loss` calls it on a GPU (arguments already checked)."
+        return _fused_focal_loss(logits, target, alpha, gamma, reduction, ignore_index, _reference_grad)
 
 F64 = torch.float64
 
