@@ -482,7 +482,7 @@ def shopee_dataset(
     damaged = _zip_problem(archive) if archive.exists() else None
     if damaged:  # AutoGluon reuses any file.zip it finds: a damaged one would fail on every call
         archive.unlink()
-        damaged = f" The file.zip found in {download_dir} was unusable ({damaged}) and was removed."
+        damaged = f" The file.zip found in {download_dir} was removed: {damaged}."
     if not archive.exists() and not has_internet(timeout=timeout):
         raise ConnectionError(f"The shopee dataset is downloaded from {SHOPEE_URL}, which did not answer within "
                               f"{timeout} s: there seems to be no internet connection.{damaged or ''} " + OFFLINE_HINT)
@@ -496,6 +496,6 @@ def shopee_dataset(
         problem = _zip_problem(archive)
         if problem:  # e.g. an interrupted download
             archive.unlink(missing_ok=True)
-            raise RuntimeError(f"The shopee archive {archive} is unusable ({problem}); it was removed, so the next "
+            raise RuntimeError(f"The shopee archive {archive} is unusable: {problem}. It was removed, so the next "
                                "call downloads it again.") from e
         raise  # not about the download: AutoGluon's own error, unchanged

@@ -367,7 +367,7 @@ def test_shopee_damaged_zip_offline_says_so(monkeypatch, tmp_path, content):
     else:
         with zipfile.ZipFile(tmp_path / "file.zip", "w") as z:
             z.writestr("other/train.csv", "image,label\n")
-    with pytest.raises(ConnectionError, match="unusable .* removed.*offline_dataset"):
+    with pytest.raises(ConnectionError, match="was removed: .*offline_dataset"):
         shopee_dataset(tmp_path)
     assert not (tmp_path / "file.zip").exists()
 
@@ -382,7 +382,7 @@ def test_shopee_interrupted_download_is_removed(monkeypatch, tmp_path):
         Path(path).write_bytes(Path(path).read_bytes()[:300])
         return path
     monkeypatch.setattr(loaders, "download", truncated)
-    with pytest.raises(RuntimeError, match="unusable.*removed, so the next call downloads it again") as e:
+    with pytest.raises(RuntimeError, match="unusable: .*It was removed, so the next call downloads it again") as e:
         shopee_dataset(tmp_path)
     assert "internet" not in str(e.value) and not (tmp_path / "file.zip").exists()
 
