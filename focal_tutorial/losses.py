@@ -141,6 +141,7 @@ def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
 
 # %% ../nbs/01_losses.ipynb #a4b9d556
 USE_FUSED = True  # use the fused Triton kernel for CUDA tensors (float32, float16, bfloat16) when Triton is there
+_FUSED_ON_CPU = False  # for tests: CPU tensors take the fused path too, in Triton's interpreter (TRITON_INTERPRET=1)
 _FUSED = []  # the fused kernel's entry point once imported; [None] without Triton
 
 
@@ -156,7 +157,7 @@ def _fused():
 
 
 def _use_fused(logits: torch.Tensor) -> bool:
-    return (USE_FUSED and logits.is_cuda and logits.numel() > 0
+    return (USE_FUSED and (logits.is_cuda or _FUSED_ON_CPU) and logits.numel() > 0
             and logits.dtype in (torch.float32, torch.float16, torch.bfloat16) and _fused() is not None)
 
 # %% ../nbs/01_losses.ipynb #41980a3d

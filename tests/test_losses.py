@@ -562,3 +562,187 @@ def test_compiles_with_fullgraph():
         out, ref = compiled(x, y, alpha, 2.0, reduction), focal_loss(x, y, alpha, 2.0, reduction)
         torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(grad(out, x), grad(ref, x), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- issue 17: alpha checks that cannot be skipped
+
+F32 = torch.float32
+
+
+def test_load_state_dict_refuses_bad_alpha_and_keeps_the_buffer():
+    crit = FocalLoss([0.1, 0.2, 0.3, 0.4])
+    for bad, msg in ((torch.tensor([0.1, -5.0, 0.3, 0.4]), r"state_dict\['alpha'\]\[1\] must be a finite number >= 0"),
+                     (torch.tensor([0.1, float("nan"), 0.3, 0.4]), r"state_dict\['alpha'\]\[1\] must be a finite"),
+                     (torch.zeros(4), r"state_dict\['alpha'\] is all zeros"),
+                     (torch.ones(5), r"state_dict\['alpha'\] has 5 weights but there are 4 classes"),
+                     (torch.tensor([1e300, 1, 1, 1], dtype=F64), r"state_dict\['alpha'\]\[0\] = 1e\+300 is outside float32")):
+        with pytest.raises((ValueError, TypeError), match=msg):
+            crit.load_state_dict({"alpha": bad})
+        assert crit.alpha.tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    crit.load_state_dict({"alpha": torch.tensor([0.4, 0.3, 0.2, 0.1])})
+    x, y = data(8, 4, dtype=F32)
+    torch.testing.assert_close(crit(x, y), focal_loss(x, y, [0.4, 0.3, 0.2, 0.1]))
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (lambda a: a.__setitem__(1, -5.0), r"alpha\[1\] must be a finite number >= 0"),
+    (lambda a: a.__setitem__(2, float("nan")), r"alpha\[2\] must be a finite number >= 0"),
+    (lambda a: a.__setitem__(0, float("inf")), r"alpha\[0\] must be a finite number >= 0"),
+    (lambda a: a.zero_(), "alpha is all zeros"),
+])
+def test_in_place_edit_of_alpha_is_checked_at_the_next_call(edit, msg):
+    x, y = data(6, 4, dtype=F32)
+    crit = FocalLoss([0.1, 0.2, 0.3, 0.4])
+    crit(x, y)  # the buffer's values are checked (once)
+    with torch.no_grad():
+        edit(crit.alpha)
+    with pytest.raises(ValueError, match=msg):
+        crit(x, y)
+    w = torch.tensor([0.1, 0.2, 0.3, 0.4])  # the same for a tensor passed to focal_loss
+    focal_loss(x, y, w)
+    edit(w)
+    with pytest.raises(ValueError, match=msg):
+        focal_loss(x, y, w)
+
+
+def test_valid_in_place_edit_of_alpha_takes_effect():
+    x, y = data(6, 4, dtype=F32)
+    crit = FocalLoss([0.1, 0.2, 0.3, 0.4])
+    crit(x, y)
+    with torch.no_grad():
+        crit.alpha[0] = 2.0
+    torch.testing.assert_close(crit(x, y), focal_loss(x, y, [2.0, 0.2, 0.3, 0.4]))
+
+
+def test_module_made_in_inference_mode_works():
+    x, y = data(6, 4, dtype=F32)
+    with torch.inference_mode():
+        crit = FocalLoss([0.1, 0.2, 0.3, 0.4])
+        out = crit(x.detach(), y)
+    torch.testing.assert_close(out, focal_loss(x.detach(), y, [0.1, 0.2, 0.3, 0.4]))
+
+
+@pytest.mark.parametrize("to_half", [lambda m: m.half(), lambda m: m.to(torch.bfloat16), lambda m: m.to(torch.float16)])
+def test_half_module_keeps_alpha_in_float32(to_half):
+    x, y = data(6, 4, dtype=F32)
+    crit = to_half(FocalLoss([1e5, 1.0, 1.0, 1e-8]))
+    assert crit.alpha.dtype == F32 and crit.alpha.tolist() == pytest.approx([1e5, 1.0, 1.0, 1e-8])
+    crit.alpha = [1e-8, 1.0, 1.0, 1e5]  # set later: stays float32 too
+    assert crit.alpha.dtype == F32 and crit.alpha.tolist() == pytest.approx([1e-8, 1.0, 1.0, 1e5])
+    out = crit(x.half(), y)
+    assert torch.isfinite(out)
+    torch.testing.assert_close(out, focal_loss(x.half().float(), y, [1e-8, 1.0, 1.0, 1e5]))
+    assert crit.to(F64).alpha.dtype == F64  # float64 stays available
+
+
+@pytest.mark.parametrize("alpha,msg", [
+    ([1e300, 1, 1, 1], r"alpha\[0\] = 1e\+300 is outside float32's range"),
+    ([1, 1, 1e-50, 1], r"alpha\[2\] = 1e-50 is outside float32's range"),
+    (torch.tensor([1, 1e39, 1, 1], dtype=F64), r"alpha\[1\] = 1e\+39 is outside float32's range"),
+])
+def test_alpha_outside_float32_is_refused(alpha, msg):
+    x, y = data(6, 4, dtype=F32)
+    with pytest.raises(ValueError, match=msg):
+        focal_loss(x, y, alpha)
+    with pytest.raises(ValueError, match=msg):
+        FocalLoss(alpha)
+    crit = FocalLoss([0.25] * 4).to(F64)
+    with pytest.raises(ValueError, match=msg):
+        crit.alpha = alpha
+
+
+@pytest.mark.parametrize("alpha", [{0.1, 0.2, 0.3, 0.4}, frozenset([0.1, 0.2, 0.3, 0.4])])
+def test_set_alpha_is_refused(alpha):
+    "A set has no order of its own: it cannot say which weight is which class's (issue 17, item 2)."
+    with pytest.raises(TypeError, match="not a (set|frozenset)"):
+        focal_loss(X, Y, alpha)
+    with pytest.raises(TypeError, match="not a (set|frozenset)"):
+        FocalLoss(alpha)
+    crit = FocalLoss([0.25] * 4)
+    with pytest.raises(TypeError, match="not a (set|frozenset)"):
+        crit.alpha = alpha
+
+
+@pytest.mark.parametrize("alpha", [torch.tensor([1 + 1j, 1, 1, 1]), np.array([1 + 0j] * 4), [1 + 1j, 1, 1, 1],
+                                   torch.ones(4, dtype=torch.bool), np.ones(4, dtype=bool), [True] * 4])
+def test_complex_and_bool_alpha_are_refused(alpha):
+    with pytest.raises(TypeError, match="alpha"):
+        focal_loss(X, Y, alpha)
+    with pytest.raises(TypeError, match="alpha"):
+        FocalLoss(alpha)
+
+
+def test_alpha_strings_as_automm_reads_them():
+    x, y = data(6, 4)
+    ref = focal_loss(x, y, [0.0667, 0.1333, 0.2667, 0.5333])
+    for text in ("0.0667,0.1333,0.2667,0.5333", "(0.0667,0.1333,0.2667,0.5333)"):
+        torch.testing.assert_close(focal_loss(x, y, text), ref)
+        torch.testing.assert_close(FocalLoss(text).to(F64)(x, y), ref)
+
+
+# ---------------------------------------------------------------- issue 17: gradients of ignored rows, precision
+
+def _nan_batch():
+    x = torch.randn(6, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
+    x[2] = float("nan")
+    return x.requires_grad_(), torch.tensor([0, 1, -100, 3, 0, 1])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_create_graph_gives_zero_gradient_on_ignored_nan_rows(reduction):
+    x, y = _nan_batch()
+    g, = torch.autograd.grad(focal_loss(x, y, [0.1, 0.2, 0.3, 0.4], 1.5, reduction).sum(), x, create_graph=True)
+    assert torch.isfinite(g).all() and (g[2] == 0).all()
+    keep = [0, 1, 3, 4, 5]
+    g_ref, = torch.autograd.grad(focal_loss(x, y, [0.1, 0.2, 0.3, 0.4], 1.5, reduction).sum(), x)
+    torch.testing.assert_close(g[keep], g_ref[keep], rtol=1e-10, atol=1e-14)
+    gg, = torch.autograd.grad(g.square().sum(), x)
+    assert torch.isfinite(gg).all() and (gg[2] == 0).all()
+
+
+def test_compiled_gives_zero_gradient_on_ignored_nan_rows():
+    torch._dynamo.reset()
+    x, y = _nan_batch()
+    g, = torch.autograd.grad(torch.compile(focal_loss, backend="aot_eager")(x, y), x)
+    assert torch.isfinite(g).all() and (g[2] == 0).all()
+    torch.testing.assert_close(g, torch.autograd.grad(focal_loss(x, y), x)[0], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+@pytest.mark.parametrize("big", [3e38, 1e4])
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_huge_logits_keep_log_p_exact(C, big, gamma):
+    "Two classes tie at +big, the others sit at -big: p = 1/2 exactly, whatever big is (issue 17, item 8)."
+    x = torch.full((2, C), -big)
+    x[:, :2] = big
+    x.requires_grad_()
+    y = torch.tensor([0, 1])
+    loss = focal_loss(x, y, gamma=gamma)
+    expected = 0.5**gamma * math.log(2)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    if gamma == 0:
+        torch.testing.assert_close(loss, F.cross_entropy(x, y))
+    g, = torch.autograd.grad(loss, x)
+    w = 0.5**gamma * (1 + gamma * math.log(2))  # the gradient weight at p = 1/2
+    expected_g = torch.zeros(2, C)
+    expected_g[0, :2] = torch.tensor([-0.5, 0.5]) * w / 2
+    expected_g[1, :2] = torch.tensor([0.5, -0.5]) * w / 2
+    torch.testing.assert_close(g, expected_g, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- issue 17: checks under torch.compile
+
+@pytest.mark.parametrize("alpha", [torch.tensor([-1.0, 1, 1, 1]), torch.zeros(4), torch.tensor([1.0, float("nan"), 1, 1]),
+                                   torch.tensor([1.0, 1e300, 1, 1], dtype=F64)])
+def test_compiled_checks_alpha_values(alpha):
+    torch._dynamo.reset()
+    x, y = data(6, 4, dtype=F32)
+    with pytest.raises(RuntimeError, match="alpha must hold finite weights >= 0 within float32's range, not all 0"):
+        torch.compile(focal_loss, backend="aot_eager")(x, y, alpha, 2.0, "mean", -100)
+
+
+def test_compiled_bad_target_gives_the_packages_message():
+    "Inductor's own indexing check used to fire first, with 'index out of bounds: 0 <= tmp23 < 4L'."
+    torch._dynamo.reset()
+    with pytest.raises(RuntimeError, match=r"focal_loss: a target is outside \[0, 4\) and is not ignore_index=-100"):
+        torch.compile(focal_loss)(torch.randn(5, 4), torch.tensor([0, 1, 2, 7, 0]))
