@@ -201,6 +201,70 @@ def test_tiles_cover_small_and_large_rows():
         assert bc >= min(C, 4096) and bn * bc <= 4096
 
 
+# ---------------------------------------------------------------- issue 17
+
+def test_double_backward_is_zero_on_ignored_nan_rows():
+    x, y = data(6, 4, seed=7, ignored=0.0)
+    y[2] = -100
+    x[2] = float("nan")
+    x = x.requires_grad_()
+    g, = torch.autograd.grad(fused_focal_loss(x, y, None, 1.5, "mean", -100), x, create_graph=True)
+    assert torch.isfinite(g).all() and (g[2] == 0).all()
+    gg, = torch.autograd.grad(g.square().sum(), x)
+    assert torch.isfinite(gg).all() and (gg[2] == 0).all()
+
+
+@pytest.mark.parametrize("big", [3e38, 1e4])
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_huge_logits_keep_log_p_exact(big, gamma):
+    "Two classes tie at +big, two sit at -big: p = 1/2, loss 0.5**gamma log 2, gradient +-w/2 (issue 17, item 8)."
+    x = torch.tensor([[big, big, -big, -big]]).requires_grad_()
+    out = fused_focal_loss(x, torch.tensor([0]), None, gamma, "sum", -100)
+    assert out.item() == pytest.approx(0.5**gamma * np.log(2), rel=1e-6)
+    g, = torch.autograd.grad(out, x)
+    w = float(0.5**gamma * (1 + gamma * np.log(2)))
+    torch.testing.assert_close(g, torch.tensor([[-0.5 * w, 0.5 * w, 0.0, 0.0]]), rtol=1e-6, atol=1e-7)
+
+
+def test_fused_entry_point_is_private():
+    "It checks nothing itself, so it is not offered as API: focal_loss checks, then calls it (issue 17, item 14)."
+    assert fused.__all__ == [] and not hasattr(fused, "fused_focal_loss")
+
+
+@pytest.fixture
+def fused_on_cpu(monkeypatch):
+    "focal_loss and FocalLoss take the fused path for CPU tensors, as they do for CUDA tensors."
+    monkeypatch.setattr(losses, "_FUSED_ON_CPU", True)
+
+
+@pytest.mark.parametrize("call,exc,msg", [
+    (lambda x, y: focal_loss(x, y, reduction="avg"), ValueError, "unknown reduction 'avg'"),
+    (lambda x, y: focal_loss(x, y, alpha=torch.ones(3)), ValueError, "alpha has 3 weights but there are 4 classes"),
+    (lambda x, y: focal_loss(x, y, alpha=torch.tensor([1.0, -1, 1, 1])), ValueError, r"alpha\[1\] must be a finite"),
+    (lambda x, y: focal_loss(x, y, gamma=-1), ValueError, "gamma must be a finite number >= 0"),
+    (lambda x, y: focal_loss(x, y[:3]), ValueError, "does not match logits shape"),
+    (lambda x, y: FocalLoss(ignore_index=None), TypeError, "ignore_index must be an int"),
+])
+def test_bad_arguments_are_refused_before_the_kernel(fused_on_cpu, call, exc, msg):
+    x, y = data(5, 4, ignored=0.0)
+    with pytest.raises(exc, match=msg):
+        call(x, y)
+
+
+def test_public_api_takes_the_fused_path_for_any_shape(fused_on_cpu):
+    x, y = data(5, 4, ignored=0.2)
+    xf = x.clone().requires_grad_()
+    loss = FocalLoss(torch.linspace(0.2, 1, 4), gamma=1.5)(xf, y)
+    assert "Fused" in type(loss.grad_fn).__name__
+    monkey_ref = focal_loss(x.double(), y, torch.linspace(0.2, 1, 4), 1.5)
+    torch.testing.assert_close(loss.double(), monkey_ref, rtol=1e-5, atol=1e-6)
+    x1 = x[0].clone().requires_grad_()  # one unbatched sample: (C,) logits, a 0-d target
+    one = focal_loss(x1, y[0].clamp_min(0), gamma=1.5)
+    torch.testing.assert_close(one.double(), focal_loss(x[0].double(), y[0].clamp_min(0), gamma=1.5), rtol=1e-5, atol=1e-6)
+    empty = focal_loss(torch.empty(0, 4, requires_grad=True), torch.empty(0, dtype=torch.long))  # N = 0: as cross-entropy
+    assert torch.isnan(empty) and torch.isnan(F.cross_entropy(torch.empty(0, 4), torch.empty(0, dtype=torch.long)))
+
+
 if not INTERPRET:  # here only the test that starts the interpreter process is collected
     keep = ("test_fused_kernel_in_triton_interpreter", "test_kernels_compile_for_an_h100_without_a_gpu")
     for _name in [n for n in globals() if n.startswith("test_") and n not in keep]:
