@@ -105,7 +105,7 @@ def test_first_run_installs_then_restarts(runtime):
     assert code == -signal.SIGKILL  # the runtime restarts
     assert runtime.installs() == [["install", "-q", f"focal_tutorial[automm] @ git+{_git_url()}"]]
     lines = out.strip().splitlines()
-    assert len(lines) == 1 and "restarting the runtime" in lines[0] and "run the page again" in lines[0]
+    assert len(lines) == 1 and "The runtime then restarts" in lines[0] and "run the page again" in lines[0]
 
 
 def test_after_the_restart_it_does_nothing(runtime):

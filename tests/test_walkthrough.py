@@ -107,7 +107,8 @@ def test_offline_prose_is_computed_from_the_run(smoke_run):
     assert "The test set is balanced" in text and "1 seed and 40 test images" in text and "(1 seed, profile offline)." in text
     assert "This is not shopee" in text
     assert not re.search(r"\b1 seeds\b|\bnan\b", text)
-    assert "No GPU here" in text and "Runtime → Change runtime type → T4 GPU" in text
+    assert "No GPU here, so AutoMM trains on the CPU" in text
+    assert "In Colab: Runtime → Change runtime type → T4 GPU, then run the page again from the top." in text
 
 
 # ---- the shopee profile, as Colab users run it, with nothing downloaded ------------------------------------------
@@ -144,7 +145,8 @@ def test_shopee_profile_runs_both_fits(shopee_run):
     assert set(rep["verdict"]) == set(METRICS)
     text = _outputs(nb)
     assert "profile: shopee (chosen by force= or $FOCAL_TUTORIAL_PROFILE)" in text
-    assert "No GPU here" in text and "Runtime → Change runtime type → T4 GPU" in text
+    assert "No GPU here, so AutoMM trains on the CPU" in text
+    assert "In Colab: Runtime → Change runtime type → T4 GPU, then run the page again from the top." in text
     # the class counts: make_imbalanced(factor=1/3) of 27 per class, and the archive's test set
     assert ("training images per class: {0: 28, 1: 9, 2: 3, 3: 1} | test images per class: "
             f"{dict(zip(range(4), SHOPEE_TEST))}") in text
