@@ -1,7 +1,7 @@
 """Forward+backward time and peak memory of focal_tutorial's focal loss, F.cross_entropy and AutoMM's FocalLoss.
 
-    python bench/focal_bench.py                       # the default grid, on CPU, 1 thread
-    python bench/focal_bench.py --threads 2 --repeats 31 --sizes 4096x4 256x32000
+    python bench/focal_bench.py                       # the default grid, on CPU, at torch's default thread count
+    python bench/focal_bench.py --threads 1 --repeats 31 --sizes 64x10 4096x4
     python bench/focal_bench.py --preset gpu --save   # nine sizes up to 8192x32000 and 1024x128000 on a GPU
     python bench/focal_bench.py --save                # the CPU grid, written to bench/results_cpu.json
 
@@ -9,11 +9,15 @@
 
 Time: the three losses run interleaved (in a shuffled order each round) on the same logits; each round times
 `inner` back-to-back calls of loss(logits, target).backward() (inner is chosen per size so a round lasts ~2 ms
-for F.cross_entropy) and the table reports the median over rounds, per call.
-Clock: on CPU, by default the process's CPU time (time.process_time), which other processes competing for the
-cores do not inflate, so the ratios hold on a shared machine; `--clock wall` uses time.perf_counter instead.
-On CUDA the time of each round comes from CUDA events (the GPU's own clock); on CUDA the focal loss is timed
-twice, with the fused Triton kernel (`focal`) and with the PyTorch path (`focal_torch`, USE_FUSED = False).
+for F.cross_entropy) and the table reports the median over rounds, in microseconds per call.
+Threads: torch's default thread count unless `--threads` says otherwise; the first line says which.
+Clock: on CPU with one thread, by default the process's CPU time (time.process_time), which other processes
+competing for the cores do not inflate; with more threads the wall time (time.perf_counter), since the process's
+CPU time would add up the threads' time (`--clock` chooses either).
+On CUDA the time of each round comes from CUDA events (the GPU's own clock), and "host us" is the CPU time the
+launching thread spends per call (time.thread_time over the round, before waiting for the GPU): the Python and
+launch cost, which decides the speed when the kernels are short. On CUDA the focal loss is timed twice, with the
+fused Triton kernel (`focal`) and with the PyTorch path (`focal_torch`, USE_FUSED = False).
 Allocator, CPU: PyTorch's CPU tensors come from the C library's malloc, which hands buffers of a few MiB and more
 back to the operating system on free and maps them afresh on the next allocation, paying a page fault per 4 KiB
 page. Whether that happens to a given buffer depends on the allocation history (glibc adapts its thresholds), so
@@ -24,8 +28,8 @@ Peak memory, CPU: one extra call under torch.profiler(profile_memory=True); the 
 allocator's alloc/free events during forward+backward, i.e. bytes the op kernels allocated beyond the inputs
 (the logits' .grad included; kernel-internal scratch that bypasses torch's allocator is not seen).
 Peak memory, CUDA: torch.cuda.max_memory_allocated() above the memory allocated before the call.
-The last line sums the grid up: the median focal/CE time ratio, the geometric mean of the AutoMM/focal time ratios
-and the largest focal/CE peak-memory ratio.
+The last line sums the grid up: the median and the largest focal/CE time ratio, the geometric mean of the
+AutoMM/focal time ratios and the largest focal/CE peak-memory ratio.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-DEFAULT_SIZES = ((4096, 4), (4096, 100), (8192, 1000), (256, 32000))
+DEFAULT_SIZES = ((64, 10), (256, 100), (4096, 4), (4096, 100), (8192, 1000), (256, 32000))
 PRESETS = {"cpu": DEFAULT_SIZES,
            "gpu": ((4096, 4), (4096, 100), (8192, 1000), (256, 32000), (65536, 4), (65536, 100), (65536, 1000),
                    (8192, 32000), (1024, 128000))}
@@ -132,7 +136,7 @@ def peak_bytes(fn, x, y) -> int:
 
 def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cpu", round_s: float = 2e-3, seed: int = 0,
                clock: str = "cpu"):
-    "Median seconds per forward+backward and peak bytes, for each loss at one N x C; a list of dict rows."
+    "Median microseconds per forward+backward (and host time on CUDA) and peak bytes, per loss at one N x C."
     device = torch.device(device)
     now = time.process_time if clock == "cpu" and device.type == "cpu" else time.perf_counter
     g = torch.Generator().manual_seed(seed)
@@ -151,6 +155,7 @@ def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cp
     _sync(device)
     inner = max(1, min(200, math.ceil(round_s / max(now() - t0, 1e-7))))
     times = {m: [] for m in fns}
+    host = {m: [] for m in fns}
     order = list(fns)
     rng = random.Random(seed)
     for _ in range(repeats):
@@ -161,8 +166,10 @@ def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cp
             if device.type == "cuda":
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
+                h0 = time.thread_time()
                 for _ in range(inner):
                     _step(fn, x, y)
+                host[m].append((time.thread_time() - h0) / inner)
                 end.record()
                 end.synchronize()
                 times[m].append(start.elapsed_time(end) / 1e3 / inner)
@@ -172,35 +179,47 @@ def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cp
                 _step(fn, x, y)
             _sync(device)
             times[m].append((now() - t0) / inner)
-    return [{"N": N, "C": C, "loss": m, "ms": 1e3 * statistics.median(times[m]),
+    return [{"N": N, "C": C, "loss": m, "us": 1e6 * statistics.median(times[m]),
+             "host_us": 1e6 * statistics.median(host[m]) if host[m] else float("nan"),
              "peak_MiB": peak_bytes(fns[m], x, y) / 2**20, "inner": inner, "rounds": repeats} for m in fns]
 
 
-def run(sizes=DEFAULT_SIZES, repeats: int = 15, threads: int = 1, gamma: float = 2.0, device: str = "cpu",
-        clock: str = "cpu"):
+def default_clock(threads: int) -> str:
+    "Process CPU time at one thread; wall time with more (the process's CPU time would add the threads up)."
+    return "cpu" if threads == 1 else "wall"
+
+
+def run(sizes=DEFAULT_SIZES, repeats: int = 15, threads: int | None = None, gamma: float = 2.0, device: str = "cpu",
+        clock: str | None = None):
     "The whole grid: a pandas DataFrame (one row per size) with times, peak memory and the ratios."
     import pandas as pd
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
+    clock = clock or default_clock(torch.get_num_threads())
     rows = [r for N, C in sizes for r in bench_size(N, C, repeats, gamma, device, clock=clock)]
-    df = pd.DataFrame(rows).pivot(index=["N", "C"], columns="loss", values=["ms", "peak_MiB"])
+    df = pd.DataFrame(rows).pivot(index=["N", "C"], columns="loss", values=["us", "host_us", "peak_MiB"])
+    us = df["us"]
     out = pd.DataFrame({
-        "CE ms": df["ms"]["ce"], "focal ms": df["ms"]["focal"], "AutoMM ms": df["ms"]["automm"],
-        "focal/CE": df["ms"]["focal"] / df["ms"]["ce"], "AutoMM/focal": df["ms"]["automm"] / df["ms"]["focal"],
+        "CE us": us["ce"], "focal us": us["focal"], "AutoMM us": us["automm"],
+        "focal/CE": us["focal"] / us["ce"], "AutoMM/focal": us["automm"] / us["focal"],
         "CE MiB": df["peak_MiB"]["ce"], "focal MiB": df["peak_MiB"]["focal"], "AutoMM MiB": df["peak_MiB"]["automm"],
         "focal/CE mem": df["peak_MiB"]["focal"] / df["peak_MiB"]["ce"]})
-    if "focal_torch" in df["ms"]:  # on CUDA: the PyTorch path, for comparison with the fused kernel
-        out.insert(3, "unfused ms", df["ms"]["focal_torch"])
+    if "focal_torch" in us:  # on CUDA: the PyTorch path, for comparison with the fused kernel, and host time
+        out.insert(3, "unfused us", us["focal_torch"])
+        for i, m in enumerate(("ce", "focal", "focal_torch", "automm")):
+            out.insert(4 + i, f"{'unfused' if m == 'focal_torch' else 'CE' if m == 'ce' else 'AutoMM' if m == 'automm' else m} host us",
+                       df["host_us"][m])
     return out.reindex(pd.MultiIndex.from_tuples([tuple(s) for s in sizes], names=["N", "C"]))
 
 
 def summary(table) -> str:
-    "The last line: median focal/CE over the grid, geometric mean AutoMM/focal, worst memory ratio."
+    "The last line: median and largest focal/CE over the grid, geometric mean AutoMM/focal, worst memory ratio."
     gm = math.exp(statistics.fmean(math.log(r) for r in table["AutoMM/focal"]))
-    return (f"median focal/CE = {statistics.median(table['focal/CE']):.3f}   "
+    return (f"median focal/CE = {statistics.median(table['focal/CE']):.3f}   max focal/CE = {table['focal/CE'].max():.3f}   "
             f"geomean AutoMM/focal = {gm:.2f}   max focal/CE peak memory = {table['focal/CE mem'].max():.3f}")
 
 
-def machine(device: str = "cpu", threads: int | None = None, clock: str = "cpu", allocator: str = "",
+def machine(device: str = "cpu", threads: int | None = None, clock: str | None = None, allocator: str = "",
             load: bool = True) -> str:
     "One line saying where the numbers come from (`load`: with the load average, to see whether it was idle)."
     cuda = device.startswith("cuda")
@@ -209,11 +228,13 @@ def machine(device: str = "cpu", threads: int | None = None, clock: str = "cpu",
     else:
         from focal_tutorial.evaluate import machine_info  # the CPU model, as the study reports it
         dev = machine_info()["cpu"]
+    threads = threads or torch.get_num_threads()
+    clock = clock or default_clock(threads)
     clock = "CUDA events" if cuda else "wall time" if clock == "wall" else "process CPU time"
     clock += f", {allocator} allocator" if allocator and not cuda else ""
     load = "; load avg %.2f %.2f %.2f" % os.getloadavg() if load and hasattr(os, "getloadavg") else ""
     return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, device {device} ({dev}), "
-            f"torch {torch.__version__}, {threads or torch.get_num_threads()} torch thread(s), {clock}{load}")
+            f"torch {torch.__version__}, {threads} torch thread(s), {clock}{load}")
 
 
 def save(table, machine_line: str, device: str, path: str | None = None) -> str:
@@ -235,16 +256,18 @@ def _size(s: str):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", nargs="+", type=_size, default=None, metavar="NxC",
-                   help="logits shapes (default: the preset's; cpu: 4096x4 4096x100 8192x1000 256x32000)")
+                   help="logits shapes (default: the preset's; cpu: 64x10 256x100 4096x4 4096x100 8192x1000 256x32000)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="cpu (the default grid) or gpu (nine sizes up to 1024x128000; implies --device cuda)")
     p.add_argument("--save", action="store_true", help="write bench/results_<cpu|cuda>.json for the losses page")
     p.add_argument("--repeats", type=int, default=15, help="timed rounds per size (default 15)")
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"torch.set_num_threads (default: torch's default, here {torch.get_num_threads()})")
     p.add_argument("--gamma", type=float, default=2.0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda for --preset gpu, else cpu)")
-    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                   help="on CPU: process CPU time (default; robust to other processes) or wall time")
+    p.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                   help="on CPU: process CPU time (default at one thread; robust to other processes) or wall time "
+                        "(default with more threads)")
     p.add_argument("--allocator", choices=("steady", "default"), default="steady",
                    help="on CPU: keep freed memory in the process (default) or leave malloc as it is")
     a = p.parse_args(argv)
@@ -254,10 +277,12 @@ def main(argv=None):
     allocator = "default"
     if a.allocator == "steady" and not a.device.startswith("cuda"):
         allocator = "steady" if steady_allocator() else "default (mallopt unavailable)"
-    table = run(a.sizes, a.repeats, a.threads, a.gamma, a.device, a.clock)
-    line = machine(a.device, a.threads, a.clock, allocator, load=False)
-    print(machine(a.device, a.threads, a.clock, allocator))
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(machine(a.device, None, a.clock, allocator), flush=True)
+    table = run(a.sizes, a.repeats, None, a.gamma, a.device, a.clock)
+    line = machine(a.device, None, a.clock, allocator, load=False)
+    with pd.option_context("display.width", 220, "display.max_columns", 24, "display.precision", 3):
         print(table)
     print(summary(table))
     if a.save:

@@ -64,66 +64,78 @@ def _weights(logp, a, gamma: float, need_w: bool, xp, fmin: float, tiny: float):
     return m, m + gamma * m * (lp - lp / at_least(q, tiny))  # p = 1 (q = 0): 0 / tiny = 0, not 0 / 0
 
 # %% ../nbs/01_losses.ipynb #34d8aa65
+def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
+    "The loss and, if `need_grad`, its gradient with respect to the logits, for an incoming gradient of 1."
+    cdt = _COMPUTE.get(logits.dtype, logits.dtype)
+    cpu = logits.device.type == "cpu"
+    small = cpu and logits.shape[1] < SMALL_C
+    if small:  # log p = (x_t - max) - log l and softmax = e / l, with e = exp(x - max) and l = sum(e)
+        mx = logits.amax(1, keepdim=True)
+        e = logits - (mx if cdt == logits.dtype else mx.to(cdt))
+        logp = e.gather(1, t)
+        l = e.exp_().sum(1, keepdim=True)
+        logp.sub_(l.log())
+    else:
+        e = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
+        logp = e.gather(1, t)
+    if alpha is not None and alpha.dtype != cdt:
+        alpha = alpha.to(cdt)
+    if ignored is not None:  # log p = 0 (and below, the weight 0), whatever an ignored row's logits hold
+        logp.masked_fill_(ignored, 0.0)
+    if cpu:  # the per-sample part in NumPy, on the same memory
+        logp = logp.numpy()
+        a = None if alpha is None else alpha.numpy()[t.numpy()]
+        if ignored is not None:
+            keep = ~ignored.numpy()
+            a = keep.astype(logp.dtype) if a is None else a * keep
+    else:
+        a = None if alpha is None else alpha.take(t)
+        if ignored is not None:
+            a = (~ignored).to(cdt) if a is None else a.masked_fill_(ignored, 0.0)
+    xp = np if cpu else torch
+    with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
+        m, w = _weights(logp, a, gamma, need_grad, xp, *_FINFO[cdt])
+        neg = logp if m is None else m * logp  # minus the loss, per sample
+        loss = -neg.squeeze(1) if reduction == "none" else -neg.sum() / n if reduction == "mean" else -neg.sum()
+        if need_grad:  # -w, divided by n for "mean" (every target ignored: n = 0, but then every w is 0)
+            scale = (-1 / max(n, 1) if cpu else -1 / n.clamp_min(1)) if reduction == "mean" else -1.0
+            neg_w = w * scale if w is not None else np.full_like(logp, scale) if cpu else torch.ones_like(logp) * scale
+            c = neg_w / -l.numpy() if small else None  # w / l
+    if cpu:
+        loss = torch.from_numpy(np.asarray(loss, dtype=logp.dtype))
+    if not need_grad:
+        return loss, None
+    neg_w = torch.from_numpy(neg_w) if cpu else neg_w
+    G = e.mul_(torch.from_numpy(c)).scatter_add_(1, t, neg_w) if small else _log_softmax_grad(e, t, neg_w)
+    if ignored is not None:
+        G.masked_fill_(ignored, 0.0)  # 0, even where an ignored row's logits are NaN or infinite
+    return loss, G
+
+# %% ../nbs/01_losses.ipynb #17a0e002
 class _FocalLossFn(torch.autograd.Function):
-    """Focal loss whose forward also writes its gradient w * (softmax - onehot), w one number per sample; the
-    backward only scales it by the incoming gradient."""
+    "Focal loss whose forward also writes its gradient w * (softmax - onehot); the backward only scales it."
 
     @staticmethod
-    def forward(ctx, logits, t, alpha, gamma, ignored, n, reduction):
-        cdt = _COMPUTE.get(logits.dtype, logits.dtype)
-        cpu = logits.device.type == "cpu"
-        small = cpu and logits.shape[1] < SMALL_C
-        if small:  # log p = (x_t - max) - log l and softmax = e / l, with e = exp(x - max) and l = sum(e)
-            mx = logits.amax(1, keepdim=True)
-            e = logits - (mx if cdt == logits.dtype else mx.to(cdt))
-            logp = e.gather(1, t)
-            l = e.exp_().sum(1, keepdim=True)
-            logp.sub_(l.log())
-        else:
-            e = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
-            logp = e.gather(1, t)
-        if alpha is not None and alpha.dtype != cdt:
-            alpha = alpha.to(cdt)
-        if ignored is not None:  # log p = 0 (and below, the weight 0), whatever an ignored row's logits hold
-            logp.masked_fill_(ignored, 0.0)
-        if cpu:  # the per-sample part in NumPy, on the same memory
-            logp = logp.numpy()
-            a = None if alpha is None else alpha.numpy()[t.numpy()]
-            if ignored is not None:
-                keep = ~ignored.numpy()
-                a = keep.astype(logp.dtype) if a is None else a * keep
-        else:
-            a = None if alpha is None else alpha.take(t)
-            if ignored is not None:
-                a = (~ignored).to(cdt) if a is None else a.masked_fill_(ignored, 0.0)
-        need_grad = ctx.needs_input_grad[0]
-        xp = np if cpu else torch
-        with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
-            m, w = _weights(logp, a, gamma, need_grad, xp, *_FINFO[cdt])
-            neg = logp if m is None else m * logp  # minus the loss, per sample
-            loss = -neg.squeeze(1) if reduction == "none" else -neg.sum() / n if reduction == "mean" else -neg.sum()
-            if need_grad:  # -w, divided by n for "mean" (every target ignored: n = 0, but then every w is 0)
-                scale = (-1 / max(n, 1) if cpu else -1 / n.clamp_min(1)) if reduction == "mean" else -1.0
-                neg_w = w * scale if w is not None else np.full_like(logp, scale) if cpu else torch.ones_like(logp) * scale
-                c = neg_w / -l.numpy() if small else None  # w / l
-        if need_grad:
-            neg_w = torch.from_numpy(neg_w) if cpu else neg_w
-            G = e.mul_(torch.from_numpy(c)).scatter_add_(1, t, neg_w) if small else _log_softmax_grad(e, t, neg_w)
-            if ignored is not None:
-                G.masked_fill_(ignored, 0.0)  # 0, even where an ignored row's logits are NaN or infinite
-            ctx.save_for_backward(logits)  # for create_graph=True only
-            ctx.G, ctx.t, ctx.alpha, ctx.gamma, ctx.ignored, ctx.n = G, t, alpha, gamma, ignored, n
-            ctx.reduction, ctx.dtype = reduction, logits.dtype
-        return torch.from_numpy(np.asarray(loss, dtype=logp.dtype)) if cpu else loss
+    def forward(ctx, logits, t, alpha, gamma, ignored, reduction, n):
+        loss, G = _forward(logits, t, alpha, gamma, ignored, reduction, n, ctx.needs_input_grad[0])
+        if G is not None:
+            ctx.save_for_backward(logits)
+            ctx.G, ctx.args = G, (t, alpha, gamma, ignored, reduction, n)
+        return loss
 
     @staticmethod
     def backward(ctx, grad):
+        logits, = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True (double backward): differentiate the reference instead
-            logits, = ctx.saved_tensors
-            return (_reference_grad(grad, logits, ctx.t, ctx.alpha, ctx.gamma, ctx.ignored, ctx.reduction, ctx.n),
-                    None, None, None, None, None, None)
-        g = ctx.G * (grad.unsqueeze(1) if ctx.reduction == "none" else grad)
-        return g if g.dtype == ctx.dtype else g.to(ctx.dtype), None, None, None, None, None, None
+            return (_reference_grad(grad, logits, *ctx.args),) + (None,) * 6
+        G, ctx.G = ctx.G, None  # handed over to autograd, which keeps it as the gradient: no copy
+        if G is None:  # a second backward (retain_graph=True): compute it again
+            G = _forward(logits, *ctx.args, True)[1]
+        if ctx.args[4] == "none":
+            G.mul_(grad.unsqueeze(1))
+        elif grad.device.type != "cpu" or grad.item() != 1:  # on a GPU, never read back
+            G.mul_(grad)
+        return G if G.dtype == logits.dtype else G.to(logits.dtype), None, None, None, None, None, None
 
 # %% ../nbs/01_losses.ipynb #eed12b74
 def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
@@ -296,7 +308,7 @@ def _focal(logits, target, alpha, gamma, reduction, ignore_index):
     if _use_fused(logits):
         return _fused()(logits, target, alpha, gamma, reduction, ignore_index, _reference_grad)
     t, ignored, n = _targets(target, C, ignore_index)
-    return _FocalLossFn.apply(logits, t, alpha, gamma, ignored, n, reduction)
+    return _FocalLossFn.apply(logits, t, alpha, gamma, ignored, reduction, n)
 
 # %% ../nbs/01_losses.ipynb #50ea3f7b
 def focal_loss(
