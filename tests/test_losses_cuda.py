@@ -167,3 +167,43 @@ def test_bad_target_fails_with_a_device_side_assert():
     out = run.stdout + run.stderr
     assert run.returncode != 0 and "no error" not in out
     assert "device-side assert" in out or "outside [0, 3)" in out, out[-2000:]
+
+
+# ---------------------------------------------------------------- issue 17 on a GPU
+
+def test_in_place_edit_of_a_gpu_alpha_buffer_fails_on_the_device():
+    "An edited buffer is checked again without reading it back: a device-side assert (in a separate process)."
+    script = ("import torch; from focal_tutorial.losses import FocalLoss\n"
+              "crit = FocalLoss([0.1, 0.2, 0.3, 0.4]).cuda()\n"
+              "x = torch.randn(8, 4, device='cuda', requires_grad=True); y = torch.randint(0, 4, (8,), device='cuda')\n"
+              "crit(x, y).backward(); torch.cuda.synchronize()\n"
+              "with torch.no_grad(): crit.alpha[1] = -5.0\n"
+              "crit(x, y).backward(); torch.cuda.synchronize(); print('no error')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "no error" not in out
+    assert "device-side assert" in out or "alpha must hold finite weights" in out, out[-2000:]
+
+
+@pytest.mark.parametrize("big", [3e38, 1e4])
+def test_huge_logits_keep_log_p_exact(path, big):
+    x = torch.full((2, 4), -big, device="cuda")
+    x[:, :2] = big
+    x.requires_grad_()
+    y = torch.tensor([0, 1], device="cuda")
+    loss = focal_loss(x, y, gamma=0.0)
+    assert loss.item() == pytest.approx(0.6931472, rel=1e-6)
+    g, = torch.autograd.grad(loss, x)
+    expected = torch.tensor([[-0.25, 0.25, 0.0, 0.0], [0.25, -0.25, 0.0, 0.0]], device="cuda")
+    torch.testing.assert_close(g, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_double_backward_is_zero_on_ignored_nan_rows(path):
+    x, y = data(6, 4, seed=7)
+    y[2] = -100
+    with torch.no_grad():
+        x[2] = float("nan")
+    g, = torch.autograd.grad(focal_loss(x, y, gamma=1.5), x, create_graph=True)
+    assert torch.isfinite(g).all() and (g[2] == 0).all()
+    gg, = torch.autograd.grad(g.square().sum(), x)
+    assert torch.isfinite(gg).all() and (gg[2] == 0).all()
