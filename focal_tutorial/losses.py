@@ -34,17 +34,6 @@ def focal_loss_reference(
 # %% ../nbs/01_losses.ipynb #baddb063
 SMALL_C = 16  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats the (log_)softmax kernels
 
-
-def _log_softmax_grad(ls: torch.Tensor, t: torch.Tensor, neg_w: torch.Tensor) -> torch.Tensor:
-    "w * (softmax - onehot(t)) from the log-softmax `ls` (N, C, ...), given `neg_w` = -w (N, 1, ...)."
-    G = torch.zeros_like(ls).scatter_(1, t, neg_w)
-    try:  # the kernel of log_softmax's backward, G - exp(ls) * sum(G): a private function, see above
-        if ls.device.type == "cpu":
-            return torch._log_softmax_backward_data(G, ls, 1, ls.dtype, out=G)
-        return torch._log_softmax_backward_data(G, ls, 1, ls.dtype)
-    except (AttributeError, TypeError):  # the same from public operations
-        return torch.exp(ls).mul_(neg_w.neg()).add_(G)
-
 # %% ../nbs/01_losses.ipynb #d908bd61
 _COMPUTE = {torch.float16: torch.float32, torch.bfloat16: torch.float32}  # half inputs are computed in float32
 _FINFO = {dt: (torch.finfo(dt).min, torch.finfo(dt).tiny) for dt in (torch.float32, torch.float64)}
@@ -97,16 +86,17 @@ def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
         m, w = _weights(logp, a, gamma, need_grad, xp, *_FINFO[cdt])
         neg = logp if m is None else m * logp  # minus the loss, per sample
         loss = -neg.squeeze(1) if reduction == "none" else -neg.sum() / n if reduction == "mean" else -neg.sum()
-        if need_grad:  # -w, divided by n for "mean" (every target ignored: n = 0, but then every w is 0)
-            scale = (-1 / max(n, 1) if cpu else -1 / n.clamp_min(1)) if reduction == "mean" else -1.0
-            neg_w = w * scale if w is not None else np.full_like(logp, scale) if cpu else torch.ones_like(logp) * scale
-            c = neg_w / -l.numpy() if small else None  # w / l
+        if need_grad:  # w, divided by n for "mean" (every target ignored: n = 0, but then every w is 0)
+            scale = (1 / max(n, 1) if cpu else 1 / n.clamp_min(1)) if reduction == "mean" else 1.0
+            w = w * scale if w is not None else np.full_like(logp, scale) if cpu else torch.ones_like(logp) * scale
+            c, neg_w = (w / l.numpy() if small else w), -w  # softmax = e / l on the small path
     if cpu:
         loss = torch.from_numpy(np.asarray(loss, dtype=logp.dtype))
     if not need_grad:
         return loss, None
-    neg_w = torch.from_numpy(neg_w) if cpu else neg_w
-    G = e.mul_(torch.from_numpy(c)).scatter_add_(1, t, neg_w) if small else _log_softmax_grad(e, t, neg_w)
+    if cpu:
+        c, neg_w = torch.from_numpy(c), torch.from_numpy(neg_w)
+    G = (e if small else e.exp_()).mul_(c).scatter_add_(1, t, neg_w)  # w * (softmax - onehot), written over e
     if ignored is not None:
         G.masked_fill_(ignored, 0.0)  # 0, even where an ignored row's logits are NaN or infinite
     return loss, G
