@@ -58,28 +58,29 @@ def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
     cdt = _COMPUTE.get(logits.dtype, logits.dtype)
     cpu = logits.device.type == "cpu"
     small = cpu and logits.shape[1] < SMALL_C
-    if small:  # log p = (x_t - max) - log l and softmax = e / l, with e = exp(x - max) and l = sum(e)
+    if small:  # softmax = e / l, with e = exp(x - max) and l = sum(e); log p = (x_t - max) - log l below
         mx = logits.amax(1, keepdim=True)
         e = logits - (mx if cdt == logits.dtype else mx.to(cdt))
         logp = e.gather(1, t)
-        l = e.exp_().sum(1, keepdim=True)
-        logp.sub_(l.log())
+        l = e.exp_().sum(1, keepdim=True).numpy()
     else:
         e = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
         logp = e.gather(1, t)
     if alpha is not None and alpha.dtype != cdt:
         alpha = alpha.to(cdt)
-    if ignored is not None:  # log p = 0 (and below, the weight 0), whatever an ignored row's logits hold
-        logp.masked_fill_(ignored, 0.0)
     if cpu:  # the per-sample part in NumPy, on the same memory
         logp = logp.numpy()
+        if small:
+            logp -= np.log(l)
         a = None if alpha is None else alpha.numpy()[t.numpy()]
-        if ignored is not None:
+        if ignored is not None:  # log p = 0 and weight 0, whatever an ignored row's logits hold
             keep = ~ignored.numpy()
+            logp[~keep] = 0.0
             a = keep.astype(logp.dtype) if a is None else a * keep
     else:
         a = None if alpha is None else alpha.take(t)
-        if ignored is not None:
+        if ignored is not None:  # log p = 0 and weight 0, whatever an ignored row's logits hold
+            logp.masked_fill_(ignored, 0.0)
             a = (~ignored).to(cdt) if a is None else a.masked_fill_(ignored, 0.0)
     xp = np if cpu else torch
     with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
@@ -89,7 +90,7 @@ def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
         if need_grad:  # w, divided by n for "mean" (every target ignored: n = 0, but then every w is 0)
             scale = (1 / max(n, 1) if cpu else 1 / n.clamp_min(1)) if reduction == "mean" else 1.0
             w = w * scale if w is not None else np.full_like(logp, scale) if cpu else torch.ones_like(logp) * scale
-            c, neg_w = (w / l.numpy() if small else w), -w  # softmax = e / l on the small path
+            c, neg_w = (w / l if small else w), -w  # softmax = e / l on the small path
     if cpu:
         loss = torch.from_numpy(np.asarray(loss, dtype=logp.dtype))
     if not need_grad:
@@ -265,10 +266,10 @@ def _alpha_tensor(alpha, n_classes: int | None = None, name: str = "alpha", sync
             or alpha.dtype == torch.bool or alpha.is_complex()):
         check_alpha(alpha.detach().cpu(), n_classes, None, name)  # raises, with the checker's message
         raise TypeError(f"{name} must be a 1-D tensor with one real weight per class.")  # in case it did not
+    a = alpha.detach() if alpha.requires_grad else alpha  # weights are not trained
     if torch.compiler.is_compiling():
-        return _assert_alpha(alpha.detach(), name)
+        return _assert_alpha(a, name)
     if not _checked(alpha):
-        a = alpha.detach()
         if a.device.type == "cpu" or sync:
             lo, hi = (float(v) for v in torch.aminmax(a))
             if not (0 <= lo and 0 < hi < float("inf")):  # NaN fails both
@@ -277,7 +278,7 @@ def _alpha_tensor(alpha, n_classes: int | None = None, name: str = "alpha", sync
         else:
             _assert_alpha(a, name)
         _mark_checked(alpha)
-    return alpha.detach()
+    return a
 
 # %% ../nbs/01_losses.ipynb #dabfb27c
 def _focal(logits, target, alpha, gamma, reduction, ignore_index):
