@@ -68,7 +68,7 @@ def make_imbalanced(
     k_of_row = np.array([position[_py(u)] for u in uniques], dtype=np.int64)[codes]  # each row's class, sorted order
     order = np.argsort(k_of_row, kind="stable")
     rows = np.split(order, np.cumsum(np.bincount(k_of_row, minlength=len(classes)))[:-1])
-    n_keep = [int(len(idx) * factor**k) for k, idx in enumerate(rows)]
+    n_keep = [math.floor(round(len(idx) * factor**k, 9)) for k, idx in enumerate(rows)]  # 27 * (1/3)**3 keeps 1, not int(0.999...)
     if 0 in n_keep:
         k = n_keep.index(0)
         # the smallest factor (rounded up to 3 decimals) that leaves every class at least one row; class 0 keeps all

@@ -1,4 +1,5 @@
 "Properties and errors of focal_tutorial.core (class weights, make_imbalanced)."
+import math
 import subprocess
 import sys
 import time
@@ -148,7 +149,7 @@ def test_make_imbalanced_deterministic_and_geometric(seed, factor, per_class):
     out = make_imbalanced(df, factor=factor, seed=seed)
     assert out.index.equals(make_imbalanced(df, factor=factor, seed=seed).index)
     got = out["label"].value_counts().reindex(list("abc")).tolist()
-    assert got == [int(per_class * factor**k) for k in range(3)]
+    assert got == [math.floor(round(per_class * factor**k, 9)) for k in range(3)]  # round: 27 * (1/3)**3 is 1
     assert not out.index.duplicated().any()
 
 
@@ -332,3 +333,11 @@ def test_make_imbalanced_label_column_checks_are_the_shared_ones():
         make_imbalanced(balanced(5), label="class")
     with pytest.raises(TypeError, match="label must be a column name"):
         make_imbalanced(balanced(5), label=["label"])
+
+
+@pytest.mark.parametrize("n, factor, k", [(27, 1 / 3, 3), (1000, 0.1, 3), (100, 0.1, 2), (8, 0.5, 3)])
+def test_make_imbalanced_exact_products_are_not_rounded_down(n, factor, k):
+    # 27 * (1/3)**3 is 0.99999... in floating point: class k must keep n * factor**k rows, exactly 1 (10, 1, 1) here
+    df = pd.DataFrame({"label": np.repeat(np.arange(k + 1), n)})
+    kept = make_imbalanced(df, factor=factor).label.value_counts().sort_index()
+    assert kept[k] == round(n * factor**k)
