@@ -194,3 +194,11 @@ GOOD_P, GOOD_Y = np.array([[0.7, 0.3], [0.2, 0.8]]), np.array([0, 1])
 def test_bad_input_is_refused(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_temperature_of_a_split_without_error_is_the_lower_bound():
+    p, _ = random_case(2, 200, 3)
+    y = p.argmax(1)  # every prediction right: the NLL falls as T -> 0
+    assert fit_temperature(np.log(p), y) == 0.05 and fit_temperature(np.log(p), y, bounds=(0.2, 5)) == 0.2
+    y[0] = (y[0] + 1) % 3  # one error: a minimum inside the bounds
+    assert 0.05 < fit_temperature(np.log(p), y) < 20
