@@ -15,24 +15,34 @@ import pandas as pd
 import seaborn as sns
 import torch
 from joblib import Parallel, delayed
+from sklearn.model_selection import StratifiedKFold
 from torch import nn
+from torch.utils.data import WeightedRandomSampler
 from tqdm import tqdm
 
 from ._checks import check_choice, check_gamma, check_int, check_list, check_number, check_seed
+from .calibration import (CALIBRATION_METRICS, calibration_metrics, check_scores, class_positions,
+                                        fit_temperature, logit_adjust, plot_reliability, softmax_scores)
 from .core import WEIGHT_METHODS, class_weights
 from .data import DIGIT_CLASSES, _TorchThreads, digits_split
-from .evaluate import evaluate, machine_info, paired_diff, summarize
+from .evaluate import evaluate, machine_info, paired_diff, summarize, verdicts
 from .losses import FocalLoss
 
 # %% auto #0
-__all__ = ['GAMMAS', 'ALPHAS', 'RATIOS', 'METRICS', 'step_factor', 'ratio_label', 'SmallCNN', 'fit_cnn', 'predict', 'sweep',
-           'run_config', 'summary_table', 'vs_baseline', 'plot_heatmaps', 'plot_vs_ratio']
+__all__ = ['GAMMAS', 'ALPHAS', 'RATIOS', 'METRICS', 'CALIBRATION', 'SCALED', 'ADJUSTED', 'SAMPLINGS', 'ALTERNATIVES',
+           'LOWER_IS_BETTER', 'step_factor', 'ratio_label', 'SmallCNN', 'fit_cnn', 'predict_logits', 'predict',
+           'cross_fit_temperature', 'sweep', 'run_config', 'summary_table', 'vs_baseline', 'plot_heatmaps',
+           'plot_vs_ratio', 'plot_reliability_grid', 'alternatives', 'compare_alternatives', 'verdict_grid']
 
 # %% ../nbs/06_study.ipynb #dc85422a
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # focusing parameters swept; 0 is cross-entropy
 ALPHAS = ("none",) + tuple(WEIGHT_METHODS)  # no class weights, or `class_weights(..., method=...)`
 RATIOS = (1.0, 1 / 3, 1 / 10)  # imbalance ratios n_rarest / n_largest; 1 is balanced
 METRICS = ("balanced_accuracy", "macro_f1", "rare_class_recall")  # `evaluate`'s names; on the balanced test set
+CALIBRATION = CALIBRATION_METRICS  # ("ece", "nll", "brier") of the test probabilities; lower is better
+SCALED = ("temperature", "ece_ts", "nll_ts")  # temperature scaling: T, and ECE and NLL after it (decisions unchanged)
+ADJUSTED = tuple(f"la_{m}" for m in METRICS + CALIBRATION)  # the metrics after post-hoc logit adjustment (tau 1)
+SAMPLINGS = ("shuffle", "oversample")  # minibatches: shuffled data, or drawn with class-balanced weights
 
 
 def _check_ratio(ratio, name: str = "ratio") -> float:
@@ -96,6 +106,7 @@ def fit_cnn(
     lr: float = 1e-2,  # Adam's learning rate
     batch_size: int = 64,  # minibatch size
     width: int = 8,  # channels of the first convolution
+    oversample: bool = False,  # draw each epoch's C·n_largest images with class-balanced weights (with replacement)
 ) -> SmallCNN:  # the trained model, in eval mode
     "Train a `SmallCNN` with Adam on shuffled minibatches: seeded, on one thread, the same recipe for any loss."
     _check_recipe(epochs, lr, batch_size, width)
@@ -107,24 +118,36 @@ def fit_cnn(
                          f"y {tuple(y.shape)}.")
     n_classes = int(y.max()) + 1 if n_classes is None else check_int("n_classes", n_classes, low=2)
     loss = FocalLoss(gamma=0.0) if loss is None else loss
+    if not isinstance(oversample, bool):
+        raise TypeError(f"oversample must be True or False, got {oversample!r}.")
     with torch.device("meta"):  # built without drawing from torch's global generator: the caller's is untouched
         model = SmallCNN(n_classes, width)
     model = _init(model.to_empty(device="cpu"), torch.Generator().manual_seed(seed))
     with _one_thread:  # one thread: deterministic reductions, no oversubscription
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         order = torch.Generator().manual_seed(seed)
+        if oversample:  # random oversampling to balance: every class drawn as often as the largest, in expectation
+            counts = np.bincount(y.numpy(), minlength=n_classes)
+            weights = class_weights(y.numpy(), classes=range(n_classes), method="inverse")  # 1/n_class, normalised
+            sampler = WeightedRandomSampler(torch.tensor(weights)[y], n_classes * int(counts.max()), generator=order)
         for _ in range(epochs):
-            for idx in torch.randperm(len(y), generator=order).split(batch_size):
+            epoch = torch.tensor(list(sampler)) if oversample else torch.randperm(len(y), generator=order)
+            for idx in epoch.split(batch_size):
                 opt.zero_grad(set_to_none=True)
                 loss(model(X[idx]), y[idx]).backward()
                 opt.step()
     return model.eval()
 
 
+def predict_logits(model: nn.Module, X: np.ndarray) -> np.ndarray:
+    "The logits of `model` for images `X`, (n, C) float64."
+    with _one_thread, torch.no_grad():
+        return model(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
+
+
 def predict(model: nn.Module, X: np.ndarray) -> np.ndarray:
     "Class indices predicted by `model` for images `X`."
-    with _one_thread, torch.no_grad():
-        return model(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
+    return predict_logits(model, X).argmax(1)
 
 # %% ../nbs/06_study.ipynb #34ea1ccb
 def _class_indices(y, classes) -> np.ndarray:
@@ -165,13 +188,52 @@ def _scores(y_true, y_pred, n_classes) -> dict:
     return {m: scores[m] for m in METRICS}
 
 
-def _run(data, gamma, alpha, ratio, seed, recipe) -> dict:
+def cross_fit_temperature(
+    logits,  # test logits (n, C)
+    y,  # test labels, class positions 0..C-1
+    seed: int = 0,  # how the samples are dealt into the folds
+    folds: int = 2,  # stratified folds: T for each fold is fitted on the others
+) -> tuple[np.ndarray, list[float]]:  # the temperature-scaled probabilities (n, C), and the T of each fold
+    "Temperature scaling without a separate validation set: each fold's probabilities use a T fitted by NLL on the other folds."
+    s = check_scores(logits, "logits")
+    y = class_positions(y, s.shape[1], name="y")
+    folds, seed = check_int("folds", folds, low=2, hint="2 is the default"), check_seed(seed)
+    n_min = np.bincount(y).min() if len(np.unique(y)) == s.shape[1] else 0
+    if n_min < folds:
+        raise ValueError(f"every class needs at least folds={folds} samples to be dealt into stratified folds; the "
+                         f"smallest has {n_min}.")
+    proba, temps = np.empty_like(s), []
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(s, y):
+        temps.append(fit_temperature(s[fit], y[fit]))
+        proba[held] = softmax_scores(s[held], temps[-1])
+    return proba, temps
+
+
+def _calibration(logits, y, prior_counts, seed) -> dict:
+    "Calibration metrics as predicted, after cross-fitted temperature scaling, and the metrics after logit adjustment."
+    n_classes = logits.shape[1]
+    out = calibration_metrics(softmax_scores(logits), y)
+    scaled, temps = cross_fit_temperature(logits, y, seed)
+    ts = calibration_metrics(scaled, y)
+    out.update(temperature=float(np.exp(np.mean(np.log(temps)))), ece_ts=ts["ece"], nll_ts=ts["nll"])
+    adjusted = logit_adjust(logits, prior_counts)  # tau 1, priors from the training labels
+    la = {**_scores(y, adjusted.argmax(1), n_classes), **calibration_metrics(softmax_scores(adjusted), y)}
+    return {**out, **{f"la_{m}": v for m, v in la.items()}}
+
+
+def _run(data, gamma, alpha, ratio, seed, recipe, sampling="shuffle", keep_proba=False) -> dict:
     Xtr, ytr, Xte, yte, classes = data
     model = fit_cnn(Xtr, ytr, FocalLoss(_alpha(alpha, ytr, len(classes)), gamma), n_classes=len(classes),
-                    seed=seed, **recipe)
-    scores = _scores(yte, predict(model, Xte), len(classes))
-    return {"ratio": ratio, "gamma": gamma, "alpha": alpha, "seed": seed, "factor": step_factor(ratio, len(classes)),
-            "n_train": len(ytr), "n_rarest": int((ytr == len(classes) - 1).sum()), **scores}
+                    seed=seed, oversample=sampling == "oversample", **recipe)
+    logits = predict_logits(model, Xte)
+    scores = _scores(yte, logits.argmax(1), len(classes))
+    row = {"ratio": ratio, "gamma": gamma, "alpha": alpha, "sampling": sampling, "seed": seed,
+           "factor": step_factor(ratio, len(classes)), "n_train": len(ytr),
+           "n_rarest": int((ytr == len(classes) - 1).sum()), **scores,
+           **_calibration(logits, yte, np.bincount(ytr, minlength=len(classes)), seed)}
+    if keep_proba:
+        row.update(proba=softmax_scores(logits), y_test=yte)
+    return row
 
 # %% ../nbs/06_study.ipynb #8e65047c
 def _alpha_name(name, a) -> str:
@@ -188,7 +250,9 @@ def sweep(
     epochs: int = 20, lr: float = 1e-2, batch_size: int = 64, width: int = 8,  # the `fit_cnn` recipe, shared by all runs
     n_jobs: int = 1,  # worker processes (joblib); each run uses one thread, so the numbers do not depend on this
     progress: bool | float = False,  # tqdm progress bar: False, True, or the seconds between its updates (True: 1)
-) -> pd.DataFrame:  # one row per run: ratio, gamma, alpha, seed, factor, n_train, n_rarest and the METRICS
+    sampling: str = "shuffle",  # "shuffle" (each image once per epoch) or "oversample" (class-balanced draws)
+    keep_proba: bool = False,  # keep each run's test probabilities and labels (columns proba, y_test)
+) -> pd.DataFrame:  # one row per run: ratio, gamma, alpha, sampling, seed, factor, n_train, n_rarest, the metrics
     "Train and score every (ratio, seed, alpha, gamma) combination; deterministic by seed."
     gammas = check_list("gammas", gammas, lambda n, g: check_gamma(g, n), "[0, 2]")
     alphas = check_list("alphas", alphas, _alpha_name, "['none', 'inverse']")
@@ -196,12 +260,15 @@ def sweep(
     seeds = check_list("seeds", seeds, lambda n, s: check_seed(s, n), "range(5)")
     _check_recipe(epochs, lr, batch_size, width)
     n_jobs = check_int("n_jobs", n_jobs, low=1)
+    sampling = check_choice("sampling", sampling, SAMPLINGS, hint="'oversample' draws minibatches class-balanced")
+    if not isinstance(keep_proba, bool):
+        raise TypeError(f"keep_proba must be True or False, got {keep_proba!r}.")
     every = 1.0 if isinstance(progress, bool) else check_number(
         "progress", progress, low=0, low_open=True, hint="True, False, or the seconds between updates of the bar")
     recipe = dict(epochs=epochs, lr=lr, batch_size=batch_size, width=width)
     splits = {(r, s): _split(r, s, classes) for r in ratios for s in seeds}  # fails here, before any training
     grid = list(itertools.product(ratios, seeds, alphas, gammas))
-    tasks = (delayed(_run)(splits[r, s], g, a, r, s, recipe) for r, s, a, g in grid)
+    tasks = (delayed(_run)(splits[r, s], g, a, r, s, recipe, sampling, keep_proba) for r, s, a, g in grid)
     rows = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)  # in grid order; n_jobs=1 runs in this process
     return pd.DataFrame(list(tqdm(rows, total=len(grid), desc="runs", disable=progress is False, mininterval=every,
                                   leave=False)))
@@ -326,3 +393,114 @@ def plot_vs_ratio(
     fg.set_titles(f"{col} = {{col_name}}")
     fg.set_axis_labels("ratio (rarest / largest)", metric)
     return fg
+
+# %% ../nbs/06_study.ipynb #h20a0002
+def plot_reliability_grid(
+    runs: pd.DataFrame,  # runs of `sweep(..., keep_proba=True)`
+    gammas=(0.0, 1.0, 2.0, 3.0),  # a line per gamma (those present in the runs); 0 is cross-entropy
+    alpha: str = "none",  # the alpha of the runs shown
+    ratios=None,  # a panel per ratio; default: the balanced and the most imbalanced ratio of the runs
+    n_bins: int = 15,  # the ECE's bins
+):  # the matplotlib Figure
+    "Reliability diagrams pooled over seeds: a panel per ratio, a line per gamma (cross-entropy and focal loss)."
+    if "proba" not in runs.columns:
+        raise ValueError("runs hold no test probabilities; run `sweep(..., keep_proba=True)`.")
+    alpha = _alpha_name("alpha", alpha)
+    gammas = check_list("gammas", gammas, lambda n, g: check_gamma(g, n), "[0, 1, 2, 3]")
+    ratios = ([max(runs["ratio"]), min(runs["ratio"])] if ratios is None else
+              check_list("ratios", ratios, lambda n, r: _check_ratio(r, n), "[1, 1/27]"))
+    ratios = list(dict.fromkeys(ratios))
+    fig, axes = plt.subplots(1, len(ratios), figsize=(4.8 * len(ratios), 4.8), squeeze=False)
+    for ax, r in zip(axes.flat, ratios):
+        curves = {}
+        for g in gammas:
+            sel = runs[(runs["ratio"] == r) & (runs["gamma"] == g) & (runs["alpha"] == alpha)]
+            if len(sel):
+                curves["cross-entropy" if g == 0 else f"focal, γ={g:g}"] = (np.concatenate(list(sel["proba"])),
+                                                                            np.concatenate(list(sel["y_test"])))
+        if not curves:
+            raise ValueError(f"no run with ratio {ratio_label(r)}, alpha {alpha!r} and gamma in {gammas}.")
+        n = sel["seed"].nunique() if len(sel) else runs["seed"].nunique()
+        plot_reliability(curves, n_bins=n_bins, ax=ax, title=f"ratio {ratio_label(r)} ({n} seeds pooled)",
+                         palette="viridis")
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/06_study.ipynb #h20a0008
+ALTERNATIVES = ("cross-entropy", "weighted cross-entropy", "oversampling", "cross-entropy + logit adjustment",
+                "focal loss", "focal loss + logit adjustment")
+LOWER_IS_BETTER = CALIBRATION  # metrics where a smaller value is better
+
+
+def alternatives(
+    runs: pd.DataFrame,  # `sweep` runs: the grid (shuffled) and, for oversampling, `sweep(sampling="oversample")`'s
+    alpha: str = "inverse",  # the class weights of weighted cross-entropy and focal loss
+    gamma: float = 1.0,  # focal loss's gamma, > 0
+) -> pd.DataFrame:  # one row per (method, ratio, seed): method, ratio, seed, METRICS and CALIBRATION
+    "The six methods of `ALTERNATIVES`, each one row per (ratio, seed), taken from the runs (logit adjustment from the `la_` columns)."
+    alpha = check_choice("alpha", alpha, WEIGHT_METHODS, hint="the class weights of weighted cross-entropy")
+    gamma = check_number("gamma", gamma, low=0, low_open=True, hint="focal loss needs gamma > 0; 1 is AutoGluon's")
+    if "sampling" not in runs.columns:
+        raise ValueError("runs lack the column 'sampling'; pass the output of `sweep`.")
+    cols = list(METRICS + CALIBRATION)
+    picks = {"cross-entropy": ("shuffle", 0.0, "none", ""), "weighted cross-entropy": ("shuffle", 0.0, alpha, ""),
+             "oversampling": ("oversample", 0.0, "none", ""), "cross-entropy + logit adjustment": ("shuffle", 0.0, "none", "la_"),
+             "focal loss": ("shuffle", gamma, alpha, ""), "focal loss + logit adjustment": ("shuffle", gamma, "none", "la_")}
+    parts = []
+    for method, (sampling, g, a, prefix) in picks.items():
+        sel = runs[(runs["sampling"] == sampling) & (runs["gamma"] == g) & (runs["alpha"] == a)]
+        if sel.empty:
+            how = 'sweep(..., sampling="oversample")' if sampling == "oversample" else "sweep"
+            raise ValueError(f"no run for {method} (gamma {g:g}, alpha {a!r}, {sampling}); add it with `{how}`.")
+        part = sel[["ratio", "seed"]].copy()
+        part[cols] = sel[[prefix + c for c in cols]].to_numpy()
+        parts.append(part.assign(method=method))
+    out = pd.concat(parts, ignore_index=True)[["method", "ratio", "seed", *cols]]
+    if out.duplicated(["method", "ratio", "seed"]).any():
+        raise ValueError("runs hold a configuration twice for the same ratio and seed; pass one sweep's runs.")
+    return out
+
+
+def compare_alternatives(
+    table: pd.DataFrame,  # the output of `alternatives`
+    metrics=METRICS + CALIBRATION,  # the metrics judged
+    margin: float = 0.01,  # a mean paired difference up to this is no difference (as `evaluate.verdicts`)
+    calibration_margin: float = 0.005,  # the same for ECE, NLL and Brier, whose values are smaller
+) -> pd.DataFrame:  # per (method, ratio, metric): mean, difference from cross-entropy, ahead, behind, seeds, verdict
+    "Each method against cross-entropy at each ratio, paired by seed, with `evaluate.verdicts` (lower is better for ECE, NLL, Brier)."
+    margin = check_number("margin", margin, low=0, hint="0.01 is the default")
+    calibration_margin = check_number("calibration_margin", calibration_margin, low=0, hint="0.005 is the default")
+    missing = [c for c in ("method", "ratio", "seed") if c not in table.columns]
+    if missing or "cross-entropy" not in set(table["method"]):
+        raise ValueError("table must be the output of `alternatives`, with the cross-entropy runs; "
+                         + (f"it lacks the columns {missing}." if missing else "it has no 'cross-entropy' rows."))
+    metrics = check_list("metrics", metrics, example="['rare_class_recall', 'ece']")
+    absent = [m for m in metrics if m not in table.columns]
+    if absent:
+        raise ValueError(f"no column {absent[0]!r} in table; its metrics are {list(METRICS + CALIBRATION)}.")
+    rows = []
+    for r in _ratio_order(table):
+        at = table[table["ratio"] == r]
+        for m in metrics:
+            sign = -1 if m in LOWER_IS_BETTER else 1  # verdicts wants higher-is-better
+            flipped = at.assign(**{m: sign * at[m]})
+            for method in [x for x in ALTERNATIVES if x in set(at["method"]) and x != "cross-entropy"]:
+                v = verdicts(flipped, method, "cross-entropy", metrics=[m], by="method",
+                             margin=calibration_margin if m in LOWER_IS_BETTER else margin).loc[m]
+                rows.append({"method": method, "ratio": r, "metric": m, "mean": sign * v[method],
+                             "difference": sign * v["difference"], "ahead": v["ahead"], "behind": v["behind"],
+                             "seeds": v["seeds"], "verdict": v["verdict"]})
+    return pd.DataFrame(rows).set_index(["method", "ratio", "metric"])
+
+
+def verdict_grid(
+    comparison: pd.DataFrame,  # the output of `compare_alternatives`
+    metric: str = "rare_class_recall",  # the metric shown
+) -> pd.DataFrame:  # rows the methods, columns the ratios: "difference verdict (ahead↑ behind↓)"
+    "One metric of `compare_alternatives` as a methods × ratios table of paired differences and verdicts."
+    c = comparison.xs(metric, level="metric")
+    text = c.apply(lambda x: f"{x['difference']:+.3f} {x['verdict']} ({int(x['ahead'])}↑ {int(x['behind'])}↓)", axis=1)
+    t = text.unstack("ratio")
+    t = t.reindex([m for m in ALTERNATIVES if m in t.index])[sorted(t.columns, reverse=True)]
+    t.columns = pd.Index([ratio_label(r) for r in t.columns], name="ratio")
+    return t

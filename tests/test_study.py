@@ -8,10 +8,15 @@ import pytest
 import torch
 
 import focal_tutorial.study as study
-from focal_tutorial.study import METRICS, fit_cnn, plot_heatmaps, predict, run_config, step_factor, summary_table, sweep, vs_baseline
+from focal_tutorial.calibration import ece, logit_adjust, softmax_scores
+from focal_tutorial.study import (
+    ADJUSTED, ALTERNATIVES, CALIBRATION, METRICS, SCALED, alternatives, compare_alternatives, cross_fit_temperature,
+    fit_cnn, plot_heatmaps, plot_reliability_grid, predict, predict_logits, run_config, step_factor, summary_table,
+    sweep, verdict_grid, vs_baseline)
 
 SMALL = dict(gammas=[0, 2], alphas=["none", "inverse"], ratios=[1 / 10], epochs=3, progress=False)
-COLUMNS = ["ratio", "gamma", "alpha", "seed", "factor", "n_train", "n_rarest", *METRICS]
+COLUMNS = ["ratio", "gamma", "alpha", "sampling", "seed", "factor", "n_train", "n_rarest", *METRICS, *CALIBRATION,
+           *SCALED, *ADJUSTED]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +76,7 @@ def test_balanced_cross_entropy_beats_chance():
     (dict(seeds=[]), ValueError, "seeds is empty"),
     (dict(gammas=[]), ValueError, "gammas is empty"),
     (dict(seeds=[-1]), ValueError, r"seeds\[0\] must be an int in \[0, 4294967295\], got -1"),
-    (dict(seeds=[0, 2**64]), ValueError, r"seeds\[1\] must be an int in \[0, 4294967295\], got 18446744073709551616"),
+    (dict(seeds=[0, 2**64]), ValueError, r"seeds\[1\] must be an int in \[0, 4294967295\], got (18446744073709551616|1\.844e\+19)"),
     (dict(seeds=[0.5]), TypeError, r"seeds\[0\] must be an int"),
     (dict(seeds=[[0]]), TypeError, r"seeds\[0\] must be an int"),
     (dict(gammas=[[0]]), TypeError, r"gammas\[0\] must be a finite number"),
@@ -84,6 +89,9 @@ def test_balanced_cross_entropy_beats_chance():
     (dict(n_jobs=0), ValueError, "n_jobs must be a positive int"),
     (dict(progress=0), ValueError, "progress must be a finite number > 0, got 0; True, False, or the seconds"),
     (dict(progress="yes"), TypeError, "progress must be a finite number > 0"),
+    (dict(sampling="balanced"), ValueError, "unknown sampling 'balanced'; choose one of 'shuffle', 'oversample'"),
+    (dict(sampling=None), TypeError, "sampling must be one of"),
+    (dict(keep_proba="yes"), TypeError, "keep_proba must be True or False"),
 ])
 def test_bad_arguments_fail_before_training(kwargs, error, match, monkeypatch):
     def no_training(*args, **kw):
@@ -227,3 +235,188 @@ def test_one_thread_state_is_fresh_in_a_worker_process():
 def test_vs_baseline_checks_its_baseline(small, baseline, error, match):
     with pytest.raises(error, match=match):
         vs_baseline(small, baseline=baseline)
+
+
+# --- issue 20: calibration, temperature scaling, logit adjustment, oversampling, the alternatives -------------------
+
+@pytest.fixture(scope="module")
+def kept(small):
+    return sweep(seeds=[0, 1], keep_proba=True, **SMALL)
+
+
+def test_keeping_the_probabilities_changes_no_number(small, kept):
+    pd.testing.assert_frame_equal(numbers(kept.drop(columns=["proba", "y_test"])), numbers(small))
+    assert all(p.shape == (160, 4) for p in kept["proba"]) and all(len(y) == 160 for y in kept["y_test"])
+
+
+def test_calibration_columns_are_the_calibration_modules_numbers(kept):
+    for _, row in kept.iterrows():
+        p, y = row["proba"], row["y_test"]
+        assert row["ece"] == pytest.approx(ece(p, y), abs=1e-12)
+        assert (p.argmax(1) == y).mean() == pytest.approx(row["balanced_accuracy"], abs=1e-12)  # balanced test set
+        _, ytr, _, _, _ = study._split(row["ratio"], row["seed"], (0, 1, 2, 3))
+        adjusted = logit_adjust(np.log(p), np.bincount(ytr, minlength=4))  # log-probabilities: the same adjustment
+        assert row["la_rare_class_recall"] == pytest.approx((adjusted.argmax(1)[y == 3] == 3).mean(), abs=1e-12)
+        assert row["la_ece"] == pytest.approx(ece(softmax_scores(adjusted), y), abs=1e-6)
+        scaled, temps = cross_fit_temperature(np.log(p), y, seed=row["seed"])
+        assert row["ece_ts"] == pytest.approx(ece(scaled, y), abs=1e-4)
+        assert row["temperature"] == pytest.approx(np.exp(np.mean(np.log(temps))), rel=1e-3)
+
+
+def test_cross_fit_temperature_scales_each_half_with_the_other_halfs_t():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    logits = rng.normal(size=(60, 3)) + np.eye(3)[y]  # errors in both halves: T is not at a bound
+    scaled, temps = cross_fit_temperature(logits, y, seed=4)
+    assert len(temps) == 2 and (scaled.argmax(1) == logits.argmax(1)).all()
+    assert np.allclose(scaled.sum(1), 1)
+    # a half's T comes from the other half only: change the logits of the first split's held-out half, and the T
+    # scaling it (fitted on the other half) stays, while the other half's T moves
+    from sklearn.model_selection import StratifiedKFold
+    fit, held = next(StratifiedKFold(2, shuffle=True, random_state=4).split(logits, y))
+    changed = logits.copy()
+    changed[held] *= 3
+    again, temps2 = cross_fit_temperature(changed, y, seed=4)
+    assert temps2[0] == temps[0] and temps2[1] != pytest.approx(temps[1], rel=1e-3)
+    assert np.allclose(again[held], softmax_scores(changed[held], temps[0]))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(folds=1), ValueError, "folds must be an int >= 2"),
+    (dict(seed=-1), ValueError, "seed must be an int"),
+    (dict(y=np.array([0, 0, 0, 1])), ValueError, "every class needs at least folds=2 samples"),
+    (dict(logits=np.full((4, 2), np.inf)), ValueError, "logits must be finite"),
+    (dict(y=np.array([0, 1, 5, 1])), ValueError, r"y must hold class positions 0\.\.1"),
+])
+def test_cross_fit_temperature_refuses_bad_input(kwargs, error, match):
+    args = {"logits": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), **kwargs}
+    with pytest.raises(error, match=match):
+        cross_fit_temperature(**args)
+
+
+def test_oversampling_draws_balanced_minibatches(monkeypatch):
+    Xtr, ytr, _, _, _ = study._split(1 / 27, 0, (0, 1, 2, 3))
+    drawn = []
+
+    class Recording(study.WeightedRandomSampler):
+        def __iter__(self):
+            idx = list(super().__iter__())
+            drawn.append(idx)
+            return iter(idx)
+
+    monkeypatch.setattr(study, "WeightedRandomSampler", Recording)
+    a = fit_cnn(Xtr, ytr, seed=0, epochs=3, oversample=True)
+    counts = np.bincount(ytr)
+    assert len(drawn) == 3 and all(len(d) == 4 * counts.max() for d in drawn)  # an epoch is the balanced set's size
+    share = np.bincount(ytr[np.concatenate(drawn)], minlength=4) / len(np.concatenate(drawn))
+    assert np.all(np.abs(share - 0.25) < 0.05), share  # the rarest class (5 images) is drawn as often as the others
+    b = fit_cnn(Xtr, ytr, seed=0, epochs=3, oversample=True)
+    assert all(torch.equal(x, z) for x, z in zip(a.state_dict().values(), b.state_dict().values()))  # seeded
+    c = fit_cnn(Xtr, ytr, seed=0, epochs=3)
+    assert not torch.equal(a[0].weight, c[0].weight)
+    with pytest.raises(TypeError, match="oversample must be True or False"):
+        fit_cnn(Xtr, ytr, epochs=1, oversample=1)
+
+
+def test_predict_is_the_argmax_of_predict_logits():
+    Xtr, ytr, Xte, _, _ = study._split(1.0, 0, (0, 1, 2, 3))
+    m = fit_cnn(Xtr, ytr, seed=0, epochs=1)
+    z = predict_logits(m, Xte)
+    assert z.shape == (160, 4) and z.dtype == np.float64 and np.array_equal(predict(m, Xte), z.argmax(1))
+
+
+@pytest.fixture(scope="module")
+def alt_runs(small):
+    over = sweep(seeds=[0, 1], **{**SMALL, "gammas": [0], "alphas": ["none"]}, sampling="oversample")
+    return pd.concat([small, over], ignore_index=True)
+
+
+def test_alternatives_takes_each_method_from_the_right_runs(alt_runs):
+    t = alternatives(alt_runs, alpha="inverse", gamma=2.0)
+    assert list(t["method"].unique()) == list(ALTERNATIVES) and len(t) == 6 * 2
+
+    def col(method, c):
+        return t[t["method"] == method].sort_values("seed")[c].tolist()
+
+    def run(g, a, c, sampling="shuffle"):
+        return alt_runs.query("gamma == @g and alpha == @a and sampling == @sampling").sort_values("seed")[c].tolist()
+
+    assert col("cross-entropy", "rare_class_recall") == run(0, "none", "rare_class_recall")
+    assert col("weighted cross-entropy", "ece") == run(0, "inverse", "ece")
+    assert col("oversampling", "macro_f1") == run(0, "none", "macro_f1", "oversample")
+    assert col("cross-entropy + logit adjustment", "rare_class_recall") == run(0, "none", "la_rare_class_recall")
+    assert col("focal loss", "balanced_accuracy") == run(2, "inverse", "balanced_accuracy")
+    assert col("focal loss + logit adjustment", "brier") == run(2, "none", "la_brier")  # gamma without alpha
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(gamma=0), ValueError, "gamma must be a finite number > 0"),
+    (dict(alpha="none"), ValueError, "unknown alpha 'none'"),
+    (dict(gamma=1.0), ValueError, r"no run for focal loss \(gamma 1, alpha 'inverse', shuffle\)"),
+])
+def test_alternatives_refuses_what_the_runs_cannot_give(alt_runs, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        alternatives(alt_runs, **{"alpha": "inverse", "gamma": 2.0, **kwargs})
+
+
+def test_alternatives_needs_the_oversampled_runs(small):
+    with pytest.raises(ValueError, match='no run for oversampling.*sampling="oversample"'):
+        alternatives(small, gamma=2.0)
+
+
+def synthetic_table(n_seeds=5):
+    "Cross-entropy and two methods: one ahead in every seed (higher recall, lower ECE), one behind in every seed."
+    rows = []
+    for s in range(n_seeds):
+        for method, shift in (("cross-entropy", 0.0), ("oversampling", 0.05), ("focal loss", -0.05)):
+            rows.append({"method": method, "ratio": 0.1, "seed": s, "rare_class_recall": 0.8 + shift + 0.01 * s,
+                         "ece": 0.05 - shift / 5 + 0.001 * s})
+    return pd.DataFrame(rows)
+
+
+def test_compare_alternatives_reads_lower_ece_as_better():
+    c = compare_alternatives(synthetic_table(), metrics=["rare_class_recall", "ece"])
+    assert c.loc[("oversampling", 0.1, "rare_class_recall"), "verdict"] == "better"
+    assert c.loc[("oversampling", 0.1, "ece"), "verdict"] == "better"
+    assert c.loc[("oversampling", 0.1, "ece"), "difference"] == pytest.approx(-0.01)  # candidate minus baseline
+    assert c.loc[("focal loss", 0.1, "ece"), "verdict"] == "worse"
+    assert c.loc[("focal loss", 0.1, "rare_class_recall"), "verdict"] == "worse"
+    assert c.loc[("oversampling", 0.1, "ece"), "mean"] == pytest.approx(0.04 + 0.002)
+    # within the calibration margin, an ECE difference is no difference
+    loose = compare_alternatives(synthetic_table(), metrics=["ece"], calibration_margin=0.02)
+    assert loose.loc[("oversampling", 0.1, "ece"), "verdict"] == "no clear difference"
+    g = verdict_grid(c, "rare_class_recall")
+    assert g.index.tolist() == ["oversampling", "focal loss"] and g.columns.tolist() == ["1/10"]
+    assert g.loc["oversampling", "1/10"] == "+0.050 better (5↑ 0↓)"
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(margin=-1), ValueError, "margin must be a finite number >= 0"),
+    (dict(calibration_margin="x"), TypeError, "calibration_margin must be a finite number"),
+    (dict(metrics="ece"), TypeError, "metrics must be a list"),
+    (dict(metrics=["accuracy"]), ValueError, "no column 'accuracy'"),
+])
+def test_compare_alternatives_checks_its_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        compare_alternatives(synthetic_table(), **kwargs)
+
+
+def test_compare_alternatives_needs_cross_entropy():
+    with pytest.raises(ValueError, match="no 'cross-entropy' rows"):
+        compare_alternatives(synthetic_table().query("method != 'cross-entropy'"))
+
+
+def test_plot_reliability_grid_pools_seeds(kept, small):
+    import matplotlib.pyplot as plt
+    fig = plot_reliability_grid(kept, gammas=[0, 2], ratios=[0.1])
+    ax = fig.axes[0]
+    assert ax.get_title() == "ratio 1/10 (2 seeds pooled)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    sel = kept.query("gamma == 0 and alpha == 'none'")
+    pooled = ece(np.concatenate(list(sel["proba"])), np.concatenate(list(sel["y_test"])))
+    assert legend[1] == f"cross-entropy (ECE {pooled:.3f})" and legend[2].startswith("focal, γ=2 (ECE ")
+    plt.close("all")
+    with pytest.raises(ValueError, match="keep_proba=True"):
+        plot_reliability_grid(small)
+    with pytest.raises(ValueError, match="no run with ratio 1/10, alpha 'none' and gamma in \\[3.0\\]"):
+        plot_reliability_grid(kept, gammas=[3])
