@@ -320,8 +320,9 @@ def ray_session(
 ):  # yields where the search runs, in words
     "Ray for one search: join the cluster at `address`/$RAY_ADDRESS (checked first), or start a local Ray; stop or leave it afterwards."
     import ray
+    from ray.util.client import ray as ray_client
     if ray.is_initialized():  # the caller's Ray: use it, leave it running
-        if ray.util.client.ray.is_connected():
+        if ray_client.is_connected():
             raise ValueError(f"this process is connected to Ray through Ray Client (ray.init('ray://...')). {RAY_CLIENT_ADVICE}")
         yield "the Ray this process had already started"
         return
@@ -354,7 +355,7 @@ EVAL_METRICS = ("f1_macro", "accuracy", "f1_weighted", "log_loss")  # validation
 class TuningResult:
     "What `tune_focal` found: the trials, AutoMM's pick, and where the search saved its model."
     trials: pd.DataFrame  # one row per trial: gamma, alpha_method, alpha, score, epochs, status, chosen
-    best: dict  # AutoMM's pick: gamma, alpha_method, alpha, score
+    best: dict  # AutoMM's pick: gamma, alpha_method, alpha, score (and beta, when focal_search_space made the space)
     metric: str  # the validation metric, e.g. "val_f1_macro"
     hyperparameters: dict = field(repr=False)  # the picked trial's AutoMM hyperparameters
     path: str | None = None  # the folder with the picked trial's model (`MultiModalPredictor.load`), if `path` was given and it was saved
