@@ -587,7 +587,13 @@ def tune_focal(
                               f"model in {folder}; the trials and the pick are complete: train the pick with "
                               "tuned_hyperparameters and fit_predictor.", stacklevel=2)
         best = analyses[-1].get_best_trial(metric=metric, mode="min" if eval_metric == "log_loss" else "max")
-        _remove_remote_staging([str(p.relative_to(root)) for p in set(root.glob(f"*/{folder.name}")) - staging["before"]])
+        staged = [str(p.relative_to(root)) for p in set(root.glob(f"*/{folder.name}")) - staging["before"]]
+        try:  # the other nodes' copies; the search's result does not depend on it
+            _remove_remote_staging(staged)
+        except Exception as e:
+            warnings.warn(f"could not delete the trial files Ray Tune staged on the cluster's other nodes ({e}); "
+                          f"they are in <Ray's temporary folder>/session_*/artifacts/{staged[0] if staged else ''} "
+                          "on those nodes.", stacklevel=2)
     trials = pd.DataFrame(progress.rows)
     trials["chosen"] = trials["trial_id"] == best.trial_id
     pick = trials[trials["chosen"]].iloc[0]
