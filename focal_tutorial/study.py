@@ -496,10 +496,12 @@ def compare_alternatives(
 def verdict_grid(
     comparison: pd.DataFrame,  # the output of `compare_alternatives`
     metric: str = "rare_class_recall",  # the metric shown
-) -> pd.DataFrame:  # rows the methods, columns the ratios: "difference verdict (ahead↑ behind↓)"
-    "One metric of `compare_alternatives` as a methods × ratios table of paired differences and verdicts."
+) -> pd.DataFrame:  # rows the methods, columns the ratios: "difference verdict (ahead↑ behind↓)", '–' for no clear difference
+    "One metric of `compare_alternatives` as a methods × ratios table of paired differences and verdicts ('–': no clear difference)."
     c = comparison.xs(metric, level="metric")
-    text = c.apply(lambda x: f"{x['difference']:+.3f} {x['verdict']} ({int(x['ahead'])}↑ {int(x['behind'])}↓)", axis=1)
+    short = {"no clear difference": "–"}
+    text = c.apply(lambda x: f"{x['difference']:+.3f} {short.get(x['verdict'], x['verdict'])} "
+                             f"({int(x['ahead'])}↑ {int(x['behind'])}↓)", axis=1)
     t = text.unstack("ratio")
     t = t.reindex([m for m in ALTERNATIVES if m in t.index])[sorted(t.columns, reverse=True)]
     t.columns = pd.Index([ratio_label(r) for r in t.columns], name="ratio")

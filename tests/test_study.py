@@ -388,6 +388,8 @@ def test_compare_alternatives_reads_lower_ece_as_better():
     g = verdict_grid(c, "rare_class_recall")
     assert g.index.tolist() == ["oversampling", "focal loss"] and g.columns.tolist() == ["1/10"]
     assert g.loc["oversampling", "1/10"] == "+0.050 better (5↑ 0↓)"
+    loose_grid = verdict_grid(loose, "ece")
+    assert loose_grid.loc["oversampling", "1/10"] == "-0.010 – (5↑ 0↓)"  # no clear difference
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
