@@ -52,8 +52,8 @@ def _matrix(x, name: str) -> tuple[np.ndarray, list | None]:
 def check_proba(
     proba,  # probabilities: (n, C) array, list, tensor, or DataFrame with one column per class
     name: str = "proba",  # the argument's name
-) -> tuple[np.ndarray, list | None]:  # the probabilities as float64, and the DataFrame's column labels (or None)
-    "`proba` as an (n, C) float64 array, after checking every value is in [0, 1] and every row sums to 1."
+) -> tuple[np.ndarray, list | None]:  # the probabilities as float64, rows summing to 1, and the DataFrame's column labels (or None)
+    "`proba` as an (n, C) float64 array, after checking every value is in [0, 1] and every row sums to 1 (within `SUM_TOL`, then exactly)."
     p, classes = _matrix(proba, name)
     if (p < 0).any() or (p > 1).any():
         raise ValueError(f"{name} must hold probabilities in [0, 1], got values from {p.min():g} to {p.max():g}; "
@@ -64,7 +64,7 @@ def check_proba(
         raise ValueError(f"each row of {name} must sum to 1 (probabilities over the classes), but row {i} sums to "
                          f"{p[i].sum():.6g} ({int(off.sum())} of {len(p)} rows are off); pass all the classes' columns, or "
                          "normalise with `p / p.sum(axis=1, keepdims=True)`.")
-    return p, classes
+    return p / p.sum(axis=1, keepdims=True), classes  # float32 rounding (AutoMM's predict_proba) removed
 
 
 def check_scores(

@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 from torchmetrics.classification import MulticlassCalibrationError
 
 from focal_tutorial.calibration import (
-    adjust_proba, brier, calibration_metrics, calibration_report, class_priors, ece, fit_temperature, logit_adjust,
+    adjust_proba, brier, calibration_metrics, calibration_report, check_proba, class_priors, ece, fit_temperature, logit_adjust,
     nll, plot_reliability, reliability_table, softmax_scores)
 
 
@@ -202,3 +202,21 @@ def test_temperature_of_a_split_without_error_is_the_lower_bound():
     assert fit_temperature(np.log(p), y) == 0.05 and fit_temperature(np.log(p), y, bounds=(0.2, 5)) == 0.2
     y[0] = (y[0] + 1) % 3  # one error: a minimum inside the bounds
     assert 0.05 < fit_temperature(np.log(p), y) < 20
+
+
+def test_float32_probabilities_are_renormalised_without_warnings():
+    # AutoMM's predict_proba is float32: rows sum to 1 only within rounding; sklearn warns on those, so check_proba
+    # must hand on rows that sum to 1 exactly, and the metrics must equal those of the exactly normalised rows
+    import warnings
+    rng = np.random.default_rng(0)
+    exact = rng.dirichlet(np.ones(4), size=200)
+    p32 = (exact * (1 + 3e-6 * rng.standard_normal(exact.shape))).astype(np.float32)
+    assert np.abs(p32.astype(np.float64).sum(axis=1) - 1).max() > 1e-7  # off, as float32 output is
+    y = rng.integers(0, 4, 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = calibration_metrics(p32, y)
+    p, _ = check_proba(p32)
+    assert np.abs(p.sum(axis=1) - 1).max() < 1e-12
+    want = calibration_metrics(exact, y)
+    assert all(abs(got[k] - want[k]) < 1e-4 for k in want)
