@@ -163,10 +163,16 @@ def test_shopee_profile_tables_and_verdict(shopee_run):
     nb, rep, _, _, _, backbone = shopee_run
     tables = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if "text/html" in o.get("data", {})]
-    assert len(tables) == 3  # the runs, mean ± std, the verdicts
+    assert len(tables) == 4  # the runs, mean ± std, the verdicts, calibration
     assert all(loss in tables[0] for loss in LOSSES) and "(1 run)" in tables[1]
     assert all(m in tables[2] for m in METRICS) and "verdict" in tables[2]
+    assert all(w in tables[3] for w in ("as predicted", "logit-adjusted (τ=1)", "ece", "nll", "brier", *LOSSES))
     text = _outputs(nb)
+    # calibration and logit adjustment, in words computed from the run (1 seed here)
+    assert re.search(r"\*\*Calibration\.\*\* The ECE of focal loss's probabilities was \d\.\d{3} against \d\.\d{3} for "
+                     r"cross-entropy \(mean over 1 seed; lower with focal loss in [01] of 1\)", text)
+    assert re.search(r"\*\*Logit adjustment\.\*\* It moved the rarest class's recall from \d\.\d{3} to \d\.\d{3}", text)
+    assert "Cross-entropy with logit adjustment, which needs no retraining," in text
     assert "This was a smoke run (one seed, one epoch)" in text
     assert f"(1 seed, profile shopee, backbone {backbone} instead of the profile's)." in text
     assert "recall of the rarest class (1 training image)" in text
