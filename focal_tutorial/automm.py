@@ -106,6 +106,15 @@ def _is_focal(loss) -> bool:
     return isinstance(loss, str) and loss.lower() == "focal_loss"
 
 
+def _need_focal_loss(h: Mapping, keys: list, what: str, then: str, fix: str) -> None:
+    "Refuse focal-loss `keys` of `h` while optim.loss_func is not focal loss: AutoMM would ignore them."
+    if keys and not _is_focal(h.get("optim.loss_func")):
+        loss = h.get("optim.loss_func")
+        now = "not set (AutoMM's default, cross-entropy)" if loss is None else repr(loss)
+        raise ValueError(f"{what} but optim.loss_func is {now}, so AutoMM would ignore them and {then}; add "
+                         f"'optim.loss_func': 'focal_loss' {fix}")
+
+
 def _check_focal(h: Mapping, classes=None) -> dict:
     "Check the focal-loss settings of the translated hyperparameters `h`; return them as Python values (alpha in `classes` order if it is a Series)."
     h = dict(h)
@@ -246,12 +255,8 @@ def _validate(hyperparameters, train_data, label: str = "label", classes=None) -
     pos_label = h.get("data.pos_label")
     order = automm_classes(y, pos_label=pos_label)
     focal_keys = sorted(k for k in h if k.startswith("optim.focal_loss."))
-    if focal_keys and not _is_focal(h.get("optim.loss_func")):
-        loss = h.get("optim.loss_func")
-        now = "not set (AutoMM's default, cross-entropy)" if loss is None else repr(loss)
-        raise ValueError(f"{focal_keys} are set but optim.loss_func is {now}, so AutoMM would ignore them and train "
-                         "without focal loss; add 'optim.loss_func': 'focal_loss' (focal_hyperparameters does), "
-                         "or drop the optim.focal_loss keys.")
+    _need_focal_loss(h, focal_keys, f"{focal_keys} are set", "train without focal loss",
+                     "(focal_hyperparameters does), or drop the optim.focal_loss keys.")
     keyed = isinstance(h.get("optim.focal_loss.alpha"), pd.Series)  # keyed by class: put in AutoMM's order
     h = _check_focal(h, classes=order if keyed else None)
     alpha = h.get("optim.focal_loss.alpha")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import _checks
-from .automm import (FOCAL_KEYS, _check_focal, _check_train_data, _is_focal, automm_classes,
+from .automm import (FOCAL_KEYS, _check_focal, _check_train_data, _need_focal_loss, automm_classes,
                                    check_alpha, fit_predictor, focal_hyperparameters, translate_hyperparameters)
 from .core import WEIGHT_METHODS, class_weights
 from .evaluate import SCALAR_METRICS, evaluate, verdicts
@@ -222,12 +222,8 @@ def check_search_space(
     if unknown:
         raise ValueError(f"unknown focal-loss settings {unknown}; AutoMM's are {list(FOCAL_KEYS)}.")
     focal_searched = [k for k in searched if k in FOCAL_KEYS]
-    if focal_searched and not _is_focal(h.get("optim.loss_func")):
-        loss = h.get("optim.loss_func")
-        now = "not set (AutoMM's default, cross-entropy)" if loss is None else repr(loss)
-        raise ValueError(f"search_space searches {focal_searched} but optim.loss_func is {now}, so AutoMM would "
-                         "ignore them and every trial would train the same loss; add 'optim.loss_func': 'focal_loss' "
-                         "(focal_search_space does).")
+    _need_focal_loss(h, focal_searched, f"search_space searches {focal_searched}",
+                     "every trial would train the same loss", "(focal_search_space does).")
     if classes is None:  # focal_search_space's alpha strings are in AutoMM's order (data.pos_label last): it says so
         classes = _tag_of(h.get(ALPHA_KEY)).get("classes")
     fixed = {k: v for k, v in h.items() if k not in searched}
