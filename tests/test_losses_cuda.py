@@ -157,16 +157,21 @@ def test_fused_peak_memory_at_most_cross_entropys():
     assert peaks["focal"] <= 1.1 * peaks["ce"], peaks
 
 
+def _fails_on_the_device(script: str, message: str) -> None:
+    "`script` (which prints 'no error' if it gets through) stops with a device-side assert or `message`."
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "no error" not in out
+    assert "device-side assert" in out or message in out, out[-2000:]
+
+
 def test_bad_target_fails_with_a_device_side_assert():
     "A target outside [0, C) on a GPU fails as in F.cross_entropy: a device-side assert (in a separate process)."
     script = ("import torch; from focal_tutorial.losses import focal_loss\n"
               "x = torch.randn(4, 3, device='cuda', requires_grad=True)\n"
               "loss = focal_loss(x, torch.tensor([0, 1, 5, 2], device='cuda'))\n"
               "loss.backward(); torch.cuda.synchronize(); print('no error')\n")
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    out = run.stdout + run.stderr
-    assert run.returncode != 0 and "no error" not in out
-    assert "device-side assert" in out or "outside [0, 3)" in out, out[-2000:]
+    _fails_on_the_device(script, "outside [0, 3)")
 
 
 # ---------------------------------------------------------------- issue 17 on a GPU
@@ -179,10 +184,7 @@ def test_in_place_edit_of_a_gpu_alpha_buffer_fails_on_the_device():
               "crit(x, y).backward(); torch.cuda.synchronize()\n"
               "with torch.no_grad(): crit.alpha[1] = -5.0\n"
               "crit(x, y).backward(); torch.cuda.synchronize(); print('no error')\n")
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    out = run.stdout + run.stderr
-    assert run.returncode != 0 and "no error" not in out
-    assert "device-side assert" in out or "alpha must hold finite weights" in out, out[-2000:]
+    _fails_on_the_device(script, "alpha must hold finite weights")
 
 
 @pytest.mark.parametrize("big", [3e38, 1e4])
