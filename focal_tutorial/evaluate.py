@@ -209,6 +209,7 @@ def verdicts(
     by: str = "loss",  # the column naming what is compared
     pair_on: str | list = "seed",  # the column(s) pairing a run with its baseline run
     margin: float = 0.01,  # a mean paired difference up to this is no difference
+    lower_is_better=(),  # the metric(s) where a smaller value is better (e.g. "ece"): ahead means lower there
 ) -> pd.DataFrame:  # per metric, over the pairs where both runs have the metric: both means, the mean difference, pairs ahead/behind/level, their number, undefined pairs, verdict
     "Seed-paired verdict of `candidate` against `baseline` per metric: 'better', 'worse', 'no clear difference' (or 'undefined')."
     margin = check_number("margin", margin, low=0)
@@ -218,6 +219,7 @@ def verdicts(
         raise ValueError(f"by must be one column naming what is compared, got {keys}; for a grid of settings use "
                          "paired_diff with a dict baseline.")
     by, metrics = keys[0], _columns(runs, "metrics", metrics)  # a string is one metric, not its letters
+    lower = set(_columns(runs, "lower_is_better", lower_is_better)) if lower_is_better not in (None, (), []) else set()
     present = [_py(v) for v in pd.unique(runs[by])]
     side = {}
     for name, value in (("candidate", candidate), ("baseline", baseline)):
@@ -239,7 +241,8 @@ def verdicts(
                          "pairs that both have.")
     rows = []
     for m in metrics:
-        d = paired_diff(sel, m, by=by, baseline=baseline, pair_on=pairs)
+        sign = -1 if m in lower else 1  # paired_diff counts a larger value as better: flip where lower is better
+        d = paired_diff(sel.assign(**{m: sign * sel[m]}), m, by=by, baseline=baseline, pair_on=pairs)
         d = d[_selects(pd.Series(d.index, dtype=object), candidate)].iloc[0]
         b, c = base[m], cand[m].reindex(base.index)
         defined = (b.notna() & c.notna()).to_numpy()  # the pairs where both runs have the metric
@@ -247,7 +250,7 @@ def verdicts(
         word = ("undefined" if seeds == 0 else
                 "better" if d["mean"] > margin and behind == 0 else
                 "worse" if d["mean"] < -margin and ahead == 0 else "no clear difference")
-        rows.append({"metric": m, baseline: b[defined].mean(), candidate: c[defined].mean(), "difference": d["mean"],
+        rows.append({"metric": m, baseline: b[defined].mean(), candidate: c[defined].mean(), "difference": sign * d["mean"],
                      "ahead": ahead, "behind": behind, "level": level, "seeds": seeds,
                      "undefined": int(d["undefined"]), "verdict": word})
     return pd.DataFrame(rows).set_index("metric")

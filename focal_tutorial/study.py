@@ -482,13 +482,12 @@ def compare_alternatives(
     for r in _ratio_order(table):
         at = table[table["ratio"] == r]
         for m in metrics:
-            sign = -1 if m in LOWER_IS_BETTER else 1  # verdicts wants higher-is-better
-            flipped = at.assign(**{m: sign * at[m]})
             for method in [x for x in ALTERNATIVES if x in set(at["method"]) and x != "cross-entropy"]:
-                v = verdicts(flipped, method, "cross-entropy", metrics=[m], by="method",
-                             margin=calibration_margin if m in LOWER_IS_BETTER else margin).loc[m]
-                rows.append({"method": method, "ratio": r, "metric": m, "mean": sign * v[method],
-                             "difference": sign * v["difference"], "ahead": v["ahead"], "behind": v["behind"],
+                lower = m in LOWER_IS_BETTER
+                v = verdicts(at, method, "cross-entropy", metrics=[m], by="method", lower_is_better=[m] if lower else (),
+                             margin=calibration_margin if lower else margin).loc[m]
+                rows.append({"method": method, "ratio": r, "metric": m, "mean": v[method],
+                             "difference": v["difference"], "ahead": v["ahead"], "behind": v["behind"],
                              "seeds": v["seeds"], "verdict": v["verdict"]})
     return pd.DataFrame(rows).set_index(["method", "ratio", "metric"])
 
