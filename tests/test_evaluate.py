@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from focal_tutorial.evaluate import (SCALAR_METRICS, evaluate, paired_diff, plot_confusions, plot_per_class_recall,
-                                     summarize)
+                                     summarize, verdicts)
 
 
 def test_import_is_light():
@@ -473,3 +473,14 @@ def test_summarize_and_verdicts_refuse_no_metrics(metrics):
         summarize(runs_frame(), metrics=metrics)
     with pytest.raises(ValueError, match=r"metrics is empty; name at least one column of runs"):
         verdicts(runs_frame(), "focal", "ce", metrics=metrics)
+
+
+def test_verdicts_lower_is_better_counts_a_lower_value_as_ahead():
+    runs = pd.DataFrame({"loss": ["ce"] * 3 + ["focal"] * 3, "seed": [0, 1, 2] * 2,
+                         "ece": [0.10, 0.12, 0.11, 0.05, 0.06, 0.04]})
+    v = verdicts(runs, "focal", "ce", metrics="ece", lower_is_better="ece").loc["ece"]
+    assert (v["ahead"], v["behind"], v["verdict"]) == (3, 0, "better")
+    assert np.isclose(v["difference"], -0.06) and np.isclose(v["focal"], 0.05)  # the measured sign and means
+    assert verdicts(runs, "focal", "ce", metrics="ece").loc["ece", "verdict"] == "worse"  # higher is better by default
+    with pytest.raises(ValueError, match="no column 'nll'"):
+        verdicts(runs, "focal", "ce", metrics="ece", lower_is_better=["nll"])
