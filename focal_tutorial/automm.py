@@ -235,6 +235,13 @@ def automm_classes(
     return classes
 
 # %% ../nbs/03_multimodal.ipynb #0b120383
+def _two_classes(order: list) -> None:
+    "Refuse training data with one class (AutoMM's class order `order`)."
+    if len(order) < 2:
+        raise ValueError(f"train_data has a single class {order}; a classifier needs at least 2 (and class weights "
+                         "then have nothing to weigh). Check the label column and the split.")
+
+
 def _check_train_data(train_data, label: str, name: str = "train_data") -> pd.Series:
     "The label column of `train_data`, checked; `name` is the argument the messages blame (e.g. 'tuning_data')."
     y = _checks.label_column(train_data, label, name)  # a DataFrame with exactly one such column
@@ -324,8 +331,7 @@ def fit_predictor(
         raise ValueError(f"predictor_kwargs must not set {reserved}: pass them as fit_predictor's own arguments.")
     h = _translate(hyperparameters, stacklevel=2)  # warns about legacy keys once, pointing at the caller
     order, h = _validate(h, train_data, label=label, classes=classes)  # every focal setting checked
-    if len(order) < 2:
-        raise ValueError(f"train_data has a single class {order}; a classifier needs at least 2.")
+    _two_classes(order)
     seed = _checks.check_seed(seed)
     verbosity = _checks.check_int("verbosity", verbosity, low=0, high=4, hint="0 is silent, 2 the default")
     tuning = fit_kwargs.get("tuning_data")

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from . import _checks
-from .automm import (FOCAL_KEYS, _check_focal, _check_train_data, _need_focal_loss, automm_classes,
-                                   check_alpha, fit_predictor, focal_hyperparameters, translate_hyperparameters)
+from .automm import (FOCAL_KEYS, _check_focal, _check_train_data, _need_focal_loss, _two_classes,
+                                   automm_classes, check_alpha, fit_predictor, focal_hyperparameters,
+                                   translate_hyperparameters)
 from .core import WEIGHT_METHODS, class_weights
 from .evaluate import SCALAR_METRICS, evaluate, verdicts
 
@@ -87,12 +88,6 @@ def _tag(choice, names: dict, classes: list, beta: float | None):
 
 def _tag_of(choice) -> dict:
     return getattr(choice, _TAG, None) or {}
-
-
-def _two_classes(order: list) -> None:
-    if len(order) < 2:
-        raise ValueError(f"train_data has a single class {order}; a classifier needs at least 2 (and class weights "
-                         "then have nothing to weigh). Check the label column and the split.")
 
 
 def focal_search_space(
