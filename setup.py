@@ -1,5 +1,5 @@
 # The nbdev 2 template's setup.py: everything is read from settings.ini, one source of truth.
-# The only addition: the `automm` extra (settings.ini `automm_requirements`), and `all`.
+# The only additions: the `automm` and `fast` extras (settings.ini `automm_requirements`, `fast_requirements`), and `all`.
 from configparser import ConfigParser
 import setuptools, shlex
 
@@ -30,6 +30,7 @@ min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 automm_requirements = shlex.split(cfg.get('automm_requirements', ''))
+fast_requirements = shlex.split(cfg.get('fast_requirements', ''))
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -43,8 +44,8 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'automm': automm_requirements,
-                     'all': dev_requirements + automm_requirements },
+    extras_require={ 'dev': dev_requirements, 'automm': automm_requirements, 'fast': fast_requirements,
+                     'all': dev_requirements + automm_requirements + fast_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

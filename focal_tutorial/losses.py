@@ -5,6 +5,7 @@
 # %% ../nbs/01_losses.ipynb #8fb6ac11
 from __future__ import annotations
 
+import math
 import weakref
 
 import numpy as np
@@ -14,7 +15,7 @@ from torch import nn
 from ._checks import check_alpha, check_choice, check_gamma, check_int
 
 # %% auto #0
-__all__ = ['SMALL_C', 'USE_FUSED', 'REDUCTIONS', 'focal_loss_reference', 'focal_loss', 'FocalLoss']
+__all__ = ['SMALL_C', 'PUT_THREADS', 'USE_FUSED', 'KERNEL_MAX', 'REDUCTIONS', 'focal_loss_reference', 'focal_loss', 'FocalLoss']
 
 # %% ../nbs/01_losses.ipynb #6da6eef4
 def focal_loss_reference(
@@ -32,101 +33,173 @@ def focal_loss_reference(
     return loss if alpha is None else alpha.to(loss).take(target.long()) * loss
 
 # %% ../nbs/01_losses.ipynb #baddb063
-SMALL_C = 16  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats the (log_)softmax kernels
+SMALL_C = 512  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats the softmax kernel
+PUT_THREADS = 65536  # on CPU, from this many logits on, the gradient's target entries are written by PyTorch's threads
 
 # %% ../nbs/01_losses.ipynb #d908bd61
 _COMPUTE = {torch.float16: torch.float32, torch.bfloat16: torch.float32}  # half inputs are computed in float32
 _FINFO = {dt: (torch.finfo(dt).min, torch.finfo(dt).tiny) for dt in (torch.float32, torch.float64)}
 
 
-def _weights(logp, a, gamma: float, need_w: bool, xp, fmin: float, tiny: float):
-    """m = a (1-p)^gamma (None: all 1) and, if `need_w`, the gradient weight w = m (1 + gamma (log p - log p / (1-p))),
-    per sample, from log p: NumPy arrays on CPU (`xp` = numpy), tensors on a GPU (`xp` = torch)."""
+def _weights(logp, q, a, gamma: float, need_w: bool, xp, fmin: float):
+    """Per sample, from log p and q = 1 - p: the factor m = a q^gamma of the loss -m log p (a None: all 1) and, if
+    `need_w`, the gradient weight w = a q^(gamma-1) (q - gamma p log p). NumPy arrays (`xp` = numpy) or tensors."""
     if gamma == 0:
         return a, a
-    q = -xp.expm1(logp)  # 1 - p, exact as p -> 1
-    m = q**gamma if a is None else q**gamma * a
+    if gamma < 1:  # q^(gamma-1) is infinite at p = 1: w = m (1 + gamma (log p - log p / q)), with 0/0 read as 0
+        m = q**gamma if a is None else q**gamma * a
+        lp = xp.maximum(logp, fmin) if xp is np else logp.clamp_min(fmin)  # log p = -inf: lp - lp/1 = 0, not NaN
+        return m, (m + gamma * m * (lp - lp / xp.where(q > 0, q, 1.0))) if need_w else None
+    h = None if gamma == 1 else q if gamma == 2 else q ** (gamma - 1)  # q^(gamma-1), None for 1
+    h = a if h is None else h if a is None else h * a
+    m = q if h is None else h * q
     if not need_w:
         return m, None
-    at_least = np.maximum if xp is np else torch.clamp_min
-    lp = at_least(logp, fmin)  # log p = -inf (p = 0): lp - lp / 1 = 0 below, not -inf + inf
-    return m, m + gamma * m * (lp - lp / at_least(q, tiny))  # p = 1 (q = 0): 0 / tiny = 0, not 0 / 0
+    lp = xp.maximum(logp, fmin) if xp is np else logp.clamp_min(fmin)  # log p = -inf (p = 0): p log p = 0, not NaN
+    t = q - gamma * (1 - q) * lp
+    return m, t if h is None else h * t
+
+# %% ../nbs/01_losses.ipynb #44a54bb0
+_BASES: dict = {}  # (N, C, D) -> where class 0 of each position sits in a contiguous (N, C, d1, ...) tensor
+
+
+def _flat_targets(shape, y):
+    "Flat indices into a contiguous tensor of `shape` (N, C, d1, ...) of each position's target entry, y (N, d1, ...)."
+    N, C, D = shape[0], shape[1], math.prod(shape[2:])
+    base = _BASES.get((N, C, D))
+    if base is None:
+        if len(_BASES) > 32:
+            _BASES.clear()
+        base = _BASES[N, C, D] = (np.arange(N)[:, None] * (C * D) + np.arange(D)).reshape(y.shape)
+    return base + y if D == 1 else base + y * D
+
+
+_ONES: dict = {}  # (C, dtype) -> torch.ones(C, dtype=dtype), for row sums by matrix-vector product
+
+
+def _ones(C: int, dtype) -> torch.Tensor:
+    o = _ONES.get((C, dtype))
+    if o is None:
+        o = _ONES[C, dtype] = torch.ones(C, dtype=dtype)
+    return o
+
+
+def _put(e: torch.Tensor, at: np.ndarray, values: np.ndarray) -> None:
+    "e.view(-1)[at] = values: by NumPy for small tensors, by PyTorch's threads for large ones (see the text)."
+    if e.numel() < PUT_THREADS:
+        e.numpy().reshape(-1)[at] = values
+    else:
+        e.view(-1).index_put_((torch.from_numpy(at.reshape(-1)),), torch.from_numpy(values.reshape(-1)))
 
 # %% ../nbs/01_losses.ipynb #34d8aa65
-def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
-    "The loss and, if `need_grad`, its gradient with respect to the logits, for an incoming gradient of 1."
+def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_grad: bool):
+    "The loss and, if `need_grad`, its gradient with respect to the logits for an incoming gradient of 1, on CPU."
+    C = logits.shape[1]
+    if 0 < logits.numel() <= KERNEL_MAX and logits.dtype in _KERNEL_DTYPES and _kernel() is not None:
+        return _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad)
+    y, keep, n = _targets_cpu(target, C, ignore_index)
     cdt = _COMPUTE.get(logits.dtype, logits.dtype)
-    cpu = logits.device.type == "cpu"
-    small = cpu and logits.shape[1] < SMALL_C
-    if small:  # softmax = e / l, with e = exp(x - max) and l = sum(e); log p = (x_t - max) - log l below
-        mx = logits.amax(1, keepdim=True)
-        e = logits - (mx if cdt == logits.dtype else mx.to(cdt))
-        logp = e.gather(1, t)
-        l = e.exp_().sum(1, keepdim=True).numpy()
-    else:
-        e = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
-        logp = e.gather(1, t)
+    fmin, tiny = _FINFO[cdt]
+    at = _flat_targets(logits.shape, y)  # where each target's entry sits in a contiguous tensor of the logits' shape
+    with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
+        if C < SMALL_C:  # softmax = e / l, with e = exp(x - max) and l = sum(e); log p = (x_y - max) - log l
+            x = logits.detach() if cdt == logits.dtype else logits.detach().to(cdt)
+            mx = x.amax(1, keepdim=True)
+            logp = x.contiguous().numpy().reshape(-1)[at] - mx.numpy().reshape(y.shape)  # x_y read from x, not e
+            e = (x - mx).exp_().contiguous()
+            l = (torch.mv(e, _ones(C, cdt)) if e.ndim == 2 else e.sum(1)).numpy()  # BLAS: faster for few classes
+            logp -= np.log(l)
+        else:  # the softmax kernel, and log p = log(softmax_y) where that is a normal number
+            e, l = torch.softmax(logits, 1, dtype=cdt).contiguous(), None
+            p = e.numpy().reshape(-1)[at]
+            logp = np.log(p)
+            low = p < tiny  # underflow: log p from log-softmax, exact however wrong the model is
+            if low.any():
+                logp[low] = torch.log_softmax(logits, 1, dtype=cdt).numpy().reshape(-1)[at[low]]
+        scale = 1 / max(n, 1) if reduction == "mean" else 1.0  # "mean": folded into the weights
+        a = None if alpha is None else alpha.numpy().astype(logp.dtype, copy=False)
+        a = None if a is None else (a * scale)[y] if scale != 1 else a[y]
+        if keep is not None:  # log p = 0 and weight 0, whatever an ignored row's logits hold
+            logp[~keep] = 0.0
+            a = (keep * (scale if a is None else a)).astype(logp.dtype, copy=False)
+        elif a is None and scale != 1:
+            a = np.full_like(logp, scale)
+        q = -np.expm1(logp)  # 1 - p, exact as p -> 1
+        m, w = _weights(logp, q, a, gamma, need_grad, np, fmin)
+        neg = logp if m is None else m * logp  # minus the loss, per sample (times 1/n for "mean")
+        loss = torch.from_numpy(np.asarray(-neg if reduction == "none" else -neg.sum(), dtype=logp.dtype))
+        if reduction == "mean" and not n:
+            loss = loss * np.nan  # every target ignored: NaN, as cross-entropy
+        if not need_grad:
+            return loss, None
+        if w is None:
+            w = np.ones_like(logp)
+        c = w if l is None else w / l  # softmax = e / l on the log-sum-exp path
+        e.mul_(torch.from_numpy(c).unsqueeze(1) if isinstance(c, np.ndarray) else c)
+        _put(e, at, -w * q)  # w (softmax - 1) at the target, with the exact 1 - p
+        if keep is not None:
+            e.masked_fill_(torch.from_numpy(~keep).unsqueeze(1), 0.0)  # 0, even where the logits are NaN or infinite
+    return loss, e
+
+# %% ../nbs/01_losses.ipynb #52929704
+def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
+    "The loss and, if `need_grad`, its gradient for an incoming gradient of 1, on a GPU (the per-sample part in PyTorch)."
+    cdt = _COMPUTE.get(logits.dtype, logits.dtype)
+    e = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
+    logp = e.gather(1, t)
     if alpha is not None and alpha.dtype != cdt:
         alpha = alpha.to(cdt)
-    if cpu:  # the per-sample part in NumPy, on the same memory
-        logp = logp.numpy()
-        if small:
-            logp -= np.log(l)
-        a = None if alpha is None else alpha.numpy()[t.numpy()]
-        if ignored is not None:  # log p = 0 and weight 0, whatever an ignored row's logits hold
-            keep = ~ignored.numpy()
-            logp[~keep] = 0.0
-            a = keep.astype(logp.dtype) if a is None else a * keep
-    else:
-        a = None if alpha is None else alpha.take(t)
-        if ignored is not None:  # log p = 0 and weight 0, whatever an ignored row's logits hold
-            logp.masked_fill_(ignored, 0.0)
-            a = (~ignored).to(cdt) if a is None else a.masked_fill_(ignored, 0.0)
-    xp = np if cpu else torch
-    with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
-        m, w = _weights(logp, a, gamma, need_grad, xp, *_FINFO[cdt])
-        neg = logp if m is None else m * logp  # minus the loss, per sample
-        loss = -neg.squeeze(1) if reduction == "none" else -neg.sum() / n if reduction == "mean" else -neg.sum()
-        if need_grad:  # w, divided by n for "mean" (every target ignored: n = 0, but then every w is 0)
-            scale = (1 / max(n, 1) if cpu else 1 / n.clamp_min(1)) if reduction == "mean" else 1.0
-            w = w * scale if w is not None else np.full_like(logp, scale) if cpu else torch.ones_like(logp) * scale
-            c, neg_w = (w / l if small else w), -w  # softmax = e / l on the small path
-    if cpu:
-        loss = torch.from_numpy(np.asarray(loss, dtype=logp.dtype))
+    a = None if alpha is None else alpha.take(t)
+    if ignored is not None:  # log p = 0 and weight 0, whatever an ignored row's logits hold
+        logp.masked_fill_(ignored, 0.0)
+        a = (~ignored).to(cdt) if a is None else a.masked_fill_(ignored, 0.0)
+    m, w = _weights(logp, -torch.expm1(logp), a, gamma, need_grad, torch, _FINFO[cdt][0])
+    neg = logp if m is None else m * logp  # minus the loss, per sample
+    loss = -neg.squeeze(1) if reduction == "none" else -neg.sum() / n if reduction == "mean" else -neg.sum()
     if not need_grad:
         return loss, None
-    if cpu:
-        c, neg_w = torch.from_numpy(c), torch.from_numpy(neg_w)
-    G = (e if small else e.exp_()).mul_(c).scatter_add_(1, t, neg_w)  # w * (softmax - onehot), written over e
+    scale = 1 / n.clamp_min(1) if reduction == "mean" else 1.0  # n: a tensor, so nothing waits for the GPU
+    w = w * scale if w is not None else torch.ones_like(logp) * scale
+    G = e.exp_().mul_(w).scatter_add_(1, t, -w)  # w * (softmax - onehot), written over the log-softmax
     if ignored is not None:
         G.masked_fill_(ignored, 0.0)  # 0, even where an ignored row's logits are NaN or infinite
     return loss, G
+
+
+def _loss_and_grad(logits, target, alpha, gamma, reduction, ignore_index, need_grad: bool):
+    "The loss and, if `need_grad`, its gradient for an incoming gradient of 1 (None otherwise), on any device."
+    if logits.device.type == "cpu":
+        return _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_grad)
+    t, ignored, n = _targets(target, logits.shape[1], ignore_index)
+    return _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad)
 
 # %% ../nbs/01_losses.ipynb #17a0e002
 class _FocalLossFn(torch.autograd.Function):
     "Focal loss whose forward also writes its gradient w * (softmax - onehot); the backward only scales it."
 
     @staticmethod
-    def forward(ctx, logits, t, alpha, gamma, ignored, reduction, n):
-        loss, G = _forward(logits, t, alpha, gamma, ignored, reduction, n, ctx.needs_input_grad[0])
+    def forward(ctx, logits, args):  # args: (target, alpha, gamma, reduction, ignore_index), one argument for speed
+        loss, G = _loss_and_grad(logits, *args, ctx.needs_input_grad[0])
         if G is not None:
             ctx.save_for_backward(logits)
-            ctx.G, ctx.args = G, (t, alpha, gamma, ignored, reduction, n)
+            ctx.G, ctx.args = G, args
         return loss
 
     @staticmethod
     def backward(ctx, grad):
         logits, = ctx.saved_tensors
+        target, alpha, gamma, reduction, ignore_index = ctx.args
         if torch.is_grad_enabled():  # create_graph=True (double backward): differentiate the reference instead
-            return (_reference_grad(grad, logits, *ctx.args),) + (None,) * 6
+            t, ignored, n = _targets(target, logits.shape[1], ignore_index)
+            return _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n), None
         G, ctx.G = ctx.G, None  # handed over to autograd, which keeps it as the gradient: no copy
         if G is None:  # a second backward (retain_graph=True): compute it again
-            G = _forward(logits, *ctx.args, True)[1]
-        if ctx.args[4] == "none":
+            G = _loss_and_grad(logits, *ctx.args, True)[1]
+        if reduction == "none":
             G.mul_(grad.unsqueeze(1))
         elif grad.device.type != "cpu" or grad.item() != 1:  # on a GPU, never read back
             G.mul_(grad)
-        return G if G.dtype == logits.dtype else G.to(logits.dtype), None, None, None, None, None, None
+        return (G if G.dtype == logits.dtype else G.to(logits.dtype)), None
 
 # %% ../nbs/01_losses.ipynb #eed12b74
 def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
@@ -163,6 +236,40 @@ def _use_fused(logits: torch.Tensor) -> bool:
     return (USE_FUSED and (logits.is_cuda or _FUSED_ON_CPU) and logits.numel() > 0
             and logits.dtype in (torch.float32, torch.float16, torch.bfloat16) and _fused() is not None)
 
+# %% ../nbs/01_losses.ipynb #87f8cae9
+KERNEL_MAX = 4096  # on CPU, logits of at most this many numbers (float32/float64) go to the compiled loop
+_KERNEL = []  # the compiled loop once imported; [None] without numba
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+_EMPTY1 = np.empty(0)
+_EMPTY2 = {np.dtype(dt): np.empty((0, 0), dt) for dt in (np.float32, np.float64)}
+_EMPTY3 = {np.dtype(dt): np.empty((0, 0, 0), dt) for dt in (np.float32, np.float64)}
+
+
+def _kernel():
+    "The compiled CPU loop (`focal_tutorial.cpu_kernel`), imported on first use; None without numba."
+    if not _KERNEL:
+        try:
+            from focal_tutorial.cpu_kernel import _focal_rows
+        except ImportError:
+            _focal_rows = None
+        _KERNEL.append(_focal_rows)
+    return _KERNEL[0]
+
+
+def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad):
+    "`_forward_cpu` for small float32/float64 batches: the compiled loop of `focal_tutorial.cpu_kernel`."
+    x = logits.detach().numpy()
+    y = target.numpy() if target.dtype == torch.int64 else target.long().numpy()
+    N, C = x.shape[:2]
+    x = x.reshape(N, C, -1)
+    G = torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad else None  # PyTorch's memory
+    per = np.empty((N, x.shape[2]), x.dtype) if reduction == "none" else _EMPTY2[x.dtype]
+    total, bad = _kernel()(x, y.reshape(N, -1), _EMPTY1 if alpha is None else alpha.numpy(), gamma, ignore_index,
+                           reduction == "mean", _EMPTY3[x.dtype] if G is None else G.numpy().reshape(x.shape), per)
+    if bad >= 0:
+        raise _bad_target(target, np.unravel_index(bad, y.shape), C, ignore_index)
+    return torch.from_numpy(per.reshape(y.shape) if reduction == "none" else np.array(total, x.dtype)), G
+
 # %% ../nbs/01_losses.ipynb #41980a3d
 REDUCTIONS = ("mean", "sum", "none")
 _TARGET_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.uint16, torch.uint32)
@@ -190,26 +297,33 @@ def _check_tensors(logits, target) -> int:
     return logits.shape[1] if logits.ndim > 1 else logits.shape[0]
 
 # %% ../nbs/01_losses.ipynb #f6352c9c
+def _bad_target(target, pos, C: int, ignore_index: int) -> ValueError:
+    "The error for the target at position `pos` (a tuple), which is neither a class index nor ignore_index."
+    return ValueError(f"target holds class index {int(target[pos])} at position {pos if len(pos) > 1 else pos[0]}, "
+                      f"outside [0, {C}) for logits with {C} classes, and it is not ignore_index={ignore_index}; targets "
+                      "must be class indices 0..C-1 (check the label encoding).")
+
+
+def _targets_cpu(target: torch.Tensor, C: int, ignore_index: int):
+    """On CPU: the class indices as an int64 array (N, d1, ...) with ignored ones set to 0, the mask of the others
+    (None: none ignored) and their number."""
+    y = (target if target.dtype == torch.int64 else target.long()).numpy()
+    lo, hi = (int(y.min()), int(y.max())) if y.size else (0, 0)
+    if 0 <= lo and hi < C and not lo <= ignore_index <= hi:
+        return y, None, y.size  # every index is a class and none is ignore_index
+    ignored = y == ignore_index
+    bad = ((y < 0) | (y >= C)) & ~ignored
+    if bad.any():
+        raise _bad_target(target, tuple(int(i) for i in np.argwhere(bad)[0]), C, ignore_index)
+    k = int(ignored.sum())
+    return (np.where(ignored, 0, y), ~ignored, y.size - k) if k else (y, None, y.size)
+
+
 def _targets(target: torch.Tensor, C: int, ignore_index: int):
-    """Class indices (N, 1, d1, ...) in int64 with ignored ones set to 0, the mask of ignored ones (None: none), and
-    the number of the others (a tensor on a GPU)."""
+    """On a GPU (or while compiling): class indices (N, 1, d1, ...) in int64 with ignored ones (and bad ones) set
+    to 0, the mask of ignored ones and the number of the others as a tensor; checked on the device, no wait."""
     t = target.long().unsqueeze(1)
-    if t.device.type == "cpu" and not torch.compiler.is_compiling():
-        lo, hi = torch.aminmax(t) if t.numel() else (0, 0)
-        lo, hi = int(lo), int(hi)
-        if 0 <= lo and hi < C and not lo <= ignore_index <= hi:
-            return t, None, t.numel()  # every index is a class and none is ignore_index
-        ignored = t == ignore_index
-        bad = ((t < 0) | (t >= C)) & ~ignored
-        if bad.any():
-            pos = tuple(int(i) for i in bad.squeeze(1).nonzero()[0])
-            raise ValueError(f"target holds class index {int(target[pos])} at position "
-                             f"{pos if len(pos) > 1 else pos[0]}, outside [0, {C}) for logits with {C} classes, and it "
-                             f"is not ignore_index={ignore_index}; targets must be class indices 0..C-1 (check the "
-                             "label encoding).")
-        k = int(ignored.sum())
-        return (t.masked_fill(ignored, 0), ignored, t.numel() - k) if k else (t, None, t.numel())
-    ignored = t == ignore_index  # on a GPU (or while compiling): checked on the device, no wait
+    ignored = t == ignore_index
     bad = ((t < 0) | (t >= C)) & ~ignored
     torch._assert_async(~bad.any(), f"focal_loss: a target is outside [0, {C}) and is not ignore_index={ignore_index}")
     return t.masked_fill(ignored | bad, 0), ignored, (~ignored).sum()
@@ -298,8 +412,7 @@ def _focal(logits, target, alpha, gamma, reduction, ignore_index):
         return loss if reduction == "none" else loss.sum() / n if reduction == "mean" else loss.sum()
     if _use_fused(logits):
         return _fused()(logits, target, alpha, gamma, reduction, ignore_index, _reference_grad)
-    t, ignored, n = _targets(target, C, ignore_index)
-    return _FocalLossFn.apply(logits, t, alpha, gamma, ignored, reduction, n)
+    return _FocalLossFn.apply(logits, (target, alpha, gamma, reduction, ignore_index))
 
 # %% ../nbs/01_losses.ipynb #50ea3f7b
 def focal_loss(
