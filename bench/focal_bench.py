@@ -28,6 +28,10 @@ Peak memory, CPU: one extra call under torch.profiler(profile_memory=True); the 
 allocator's alloc/free events during forward+backward, i.e. bytes the op kernels allocated beyond the inputs
 (the logits' .grad included; kernel-internal scratch that bypasses torch's allocator is not seen).
 Peak memory, CUDA: torch.cuda.max_memory_allocated() above the memory allocated before the call.
+On CPU with numba installed, the focal loss is timed twice: as it runs (`focal`, small batches in the compiled loop
+of focal_tutorial.cpu_kernel) and without the compiled loop (`no-numba`, KERNEL_MAX = 0), as on a machine without
+numba. The two differ only where N x C <= KERNEL_MAX, and only there is the second one timed (above it, it would
+run the same code as `focal` and, interleaved with it, warm the caches for it).
 The last line sums the grid up: the median and the largest focal/CE time ratio, the geometric mean of the
 AutoMM/focal time ratios and the largest focal/CE peak-memory ratio.
 """
@@ -54,8 +58,9 @@ PRESETS = {"cpu": DEFAULT_SIZES,
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _losses(C: int, gamma: float, device):
-    "The losses as fn(logits, target); focal and AutoMM get the same alpha. On CUDA also the unfused focal loss."
+def _losses(N: int, C: int, gamma: float, device):
+    """The losses as fn(logits, target); focal and AutoMM get the same alpha. On CUDA also the unfused focal loss, on
+    CPU with numba, for N x C <= KERNEL_MAX, also the focal loss without its compiled loop (above, it is the same)."""
     import focal_tutorial.losses as losses
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # AutoMM's import warns about pkg_resources
@@ -63,6 +68,14 @@ def _losses(C: int, gamma: float, device):
     alpha = torch.rand(C, generator=torch.Generator().manual_seed(1)) + 0.1
     focal = losses.FocalLoss(alpha, gamma=gamma).to(device)
     fns = {"focal": focal, "ce": F.cross_entropy, "automm": AutoMMFocalLoss(alpha, gamma=gamma).to(device)}
+    if torch.device(device).type == "cpu" and losses._kernel() is not None and N * C <= losses.KERNEL_MAX:
+        def focal_numpy(x, y):  # without the compiled loop: what a CPU without numba runs
+            saved, losses.KERNEL_MAX = losses.KERNEL_MAX, 0
+            try:
+                return focal(x, y)
+            finally:
+                losses.KERNEL_MAX = saved
+        fns["focal_numpy"] = focal_numpy
     if torch.device(device).type == "cuda":
         def focal_torch(x, y):
             losses.USE_FUSED = False
@@ -142,7 +155,7 @@ def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cp
     g = torch.Generator().manual_seed(seed)
     x = (3 * torch.randn(N, C, generator=g)).to(device).requires_grad_()
     y = torch.randint(0, C, (N,), generator=g).to(device)
-    fns = _losses(C, gamma, device)
+    fns = _losses(N, C, gamma, device)
     with torch.no_grad():  # never time a wrong loss: ours and AutoMM's must agree
         ours, theirs = fns["focal"](x, y).item(), fns["automm"](x, y).item()
     assert math.isclose(ours, theirs, rel_tol=1e-4), f"focal {ours} != AutoMM {theirs} at {N}x{C}"
@@ -204,6 +217,10 @@ def run(sizes=DEFAULT_SIZES, repeats: int = 15, threads: int | None = None, gamm
         "focal/CE": us["focal"] / us["ce"], "AutoMM/focal": us["automm"] / us["focal"],
         "CE MiB": df["peak_MiB"]["ce"], "focal MiB": df["peak_MiB"]["focal"], "AutoMM MiB": df["peak_MiB"]["automm"],
         "focal/CE mem": df["peak_MiB"]["focal"] / df["peak_MiB"]["ce"]})
+    if "focal_numpy" in us:  # on CPU with numba: the loss without its compiled loop, as without numba
+        no_numba = us["focal_numpy"].fillna(us["focal"])  # above KERNEL_MAX the same code: not timed twice
+        out.insert(2, "no-numba us", no_numba)
+        out.insert(5, "no-numba/CE", no_numba / us["ce"])
     if "focal_torch" in us:  # on CUDA: the PyTorch path, for comparison with the fused kernel, and host time
         out.insert(3, "unfused us", us["focal_torch"])
         for i, m in enumerate(("ce", "focal", "focal_torch", "automm")):

@@ -107,7 +107,7 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
             mx = x.amax(1, keepdim=True)
             logp = x.contiguous().numpy().reshape(-1)[at] - mx.numpy().reshape(y.shape)  # x_y read from x, not e
             e = (x - mx).exp_().contiguous()
-            l = (torch.mv(e, _ones(C, cdt)) if e.ndim == 2 else e.sum(1)).numpy()  # BLAS: faster for few classes
+            l = (torch.mv(e, _ones(C, cdt)) if e.ndim == 2 and C <= 16 else e.sum(1)).numpy()  # BLAS: short rows
             logp -= np.log(l)
         else:  # the softmax kernel, and log p = log(softmax_y) where that is a normal number
             e, l = torch.softmax(logits, 1, dtype=cdt).contiguous(), None
@@ -158,7 +158,7 @@ def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
     loss = -neg.squeeze(1) if reduction == "none" else -neg.sum() / n if reduction == "mean" else -neg.sum()
     if not need_grad:
         return loss, None
-    scale = 1 / n.clamp_min(1) if reduction == "mean" else 1.0  # n: a tensor, so nothing waits for the GPU
+    scale = n.clamp_min(1).to(cdt).reciprocal() if reduction == "mean" else 1.0  # a tensor: nothing waits for the GPU
     w = w * scale if w is not None else torch.ones_like(logp) * scale
     G = e.exp_().mul_(w).scatter_add_(1, t, -w)  # w * (softmax - onehot), written over the log-softmax
     if ignored is not None:
@@ -267,7 +267,7 @@ def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_
     total, bad = _kernel()(x, y.reshape(N, -1), _EMPTY1 if alpha is None else alpha.numpy(), gamma, ignore_index,
                            reduction == "mean", _EMPTY3[x.dtype] if G is None else G.numpy().reshape(x.shape), per)
     if bad >= 0:
-        raise _bad_target(target, np.unravel_index(bad, y.shape), C, ignore_index)
+        raise _bad_target(target, tuple(int(i) for i in np.unravel_index(bad, y.shape)), C, ignore_index)
     return torch.from_numpy(per.reshape(y.shape) if reduction == "none" else np.array(total, x.dtype)), G
 
 # %% ../nbs/01_losses.ipynb #41980a3d
