@@ -123,6 +123,22 @@ def test_pages_present():
     assert any(p["href"] == "core.html" for p in PAGES)
 
 
+def test_each_page_keeps_its_introduction(site):
+    """nbdev turns a notebook's first cell into the page's title and description and drops the rest of that cell:
+    the text after `> description` must start a cell of its own, and it must reach the page."""
+    for page in PAGES:
+        nb = nbformat.read(NBS / f"{page['stem']}.ipynb", as_version=4)
+        first = [line for line in nb.cells[0].source.splitlines() if line.strip()]
+        assert all(line.startswith(("# ", "> ")) for line in first), f"{page['stem']}: text in the title cell"
+        intro = nb.cells[1]
+        if intro.cell_type == "markdown" and not intro.source.startswith("#"):
+            plain = lambda t: " ".join(re.findall(r"[A-Za-z0-9]+", t))  # quotes and markup aside
+            line = next(x for x in intro.source.split("\n") if x[:1].isalpha())  # the first line of prose
+            start = plain(re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)).split()[:5]
+            text = html.unescape(re.sub(r"<[^>]+>", " ", (Path(site) / page["href"]).read_text(encoding="utf-8")))
+            assert " ".join(start) in plain(text), f"{page['href']}: its introduction is missing"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[p["stem"] for p in PAGES])
 def test_page_in_browser(page, visit, server):
     p = visit.page
