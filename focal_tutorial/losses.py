@@ -124,10 +124,14 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
             a = (keep * (scale if a is None else a)).astype(logp.dtype, copy=False)
         elif a is None and scale != 1:
             a = np.full_like(logp, scale)
-        q = -np.expm1(logp)  # 1 - p, exact as p -> 1
+        em = np.expm1(logp)  # p - 1, exact as p -> 1
+        q = -em
         m, w = _weights(logp, q, a, gamma, need_grad, np, fmin)
-        neg = logp if m is None else m * logp  # minus the loss, per sample (times 1/n for "mean")
-        loss = torch.from_numpy(np.asarray(-neg if reduction == "none" else -neg.sum(), dtype=logp.dtype))
+        if reduction == "none":
+            loss = -(logp if m is None else m * logp)
+        else:  # times 1/n for "mean"
+            loss = -(logp.sum() if m is None else np.dot(m.ravel(), logp.ravel()))
+        loss = torch.from_numpy(np.asarray(loss, dtype=logp.dtype))
         if reduction == "mean" and not n:
             loss = loss * np.nan  # every target ignored: NaN, as cross-entropy
         if not need_grad:
@@ -136,7 +140,7 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
             w = np.ones_like(logp)
         c = w if l is None else w / l  # softmax = e / l on the log-sum-exp path
         e.mul_(torch.from_numpy(c).unsqueeze(1) if isinstance(c, np.ndarray) else c)
-        _put(e, at, -w * q)  # w (softmax - 1) at the target, with the exact 1 - p
+        _put(e, at, w * em)  # w (softmax - 1) at the target, with the exact p - 1
         if keep is not None:
             e.masked_fill_(torch.from_numpy(~keep).unsqueeze(1), 0.0)  # 0, even where the logits are NaN or infinite
     return loss, e
@@ -308,9 +312,8 @@ def _targets_cpu(target: torch.Tensor, C: int, ignore_index: int):
     """On CPU: the class indices as an int64 array (N, d1, ...) with ignored ones set to 0, the mask of the others
     (None: none ignored) and their number."""
     y = (target if target.dtype == torch.int64 else target.long()).numpy()
-    lo, hi = (int(y.min()), int(y.max())) if y.size else (0, 0)
-    if 0 <= lo and hi < C and not lo <= ignore_index <= hi:
-        return y, None, y.size  # every index is a class and none is ignore_index
+    if not y.size or (int(y.view(np.uint64).max()) < C and not 0 <= ignore_index < C):
+        return y, None, y.size  # every index is a class (a negative one is huge as uint64), none is ignore_index
     ignored = y == ignore_index
     bad = ((y < 0) | (y >= C)) & ~ignored
     if bad.any():
