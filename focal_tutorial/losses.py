@@ -33,8 +33,8 @@ def focal_loss_reference(
     return loss if alpha is None else alpha.to(loss).take(target.long()) * loss
 
 # %% ../nbs/01_losses.ipynb #baddb063
-SMALL_C = 512  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats the softmax kernel
-PUT_THREADS = 65536  # on CPU, from this many logits on, the gradient's target entries are written by PyTorch's threads
+SMALL_C = 512  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats the softmax kernel (see the text)
+PUT_THREADS = 65536  # on CPU, from this many logits: PyTorch's threads write target entries; log-sum-exp below SMALL_C
 
 # %% ../nbs/01_losses.ipynb #d908bd61
 _COMPUTE = {torch.float16: torch.float32, torch.bfloat16: torch.float32}  # half inputs are computed in float32
@@ -102,7 +102,7 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
     fmin, tiny = _FINFO[cdt]
     at = _flat_targets(logits.shape, y)  # where each target's entry sits in a contiguous tensor of the logits' shape
     with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
-        if C < SMALL_C:  # softmax = e / l, with e = exp(x - max) and l = sum(e); log p = (x_y - max) - log l
+        if C < SMALL_C and (C <= 16 or logits.numel() >= PUT_THREADS):  # softmax = e / l, e = exp(x - max), l = sum(e)
             x = logits.detach() if cdt == logits.dtype else logits.detach().to(cdt)
             mx = x.amax(1, keepdim=True)
             logp = x.contiguous().numpy().reshape(-1)[at] - mx.numpy().reshape(y.shape)  # x_y read from x, not e

@@ -34,6 +34,8 @@ def _run(path, x, y, alpha, gamma, reduction):
     with pytest.MonkeyPatch.context() as m:
         m.setattr(losses, "KERNEL_MAX", 10**9 if path == "kernel" else 0)
         m.setattr(losses, "SMALL_C", 10**9 if path == "lse" else 0)
+        if path == "lse":  # for more than 16 classes, small tensors take log-sum-exp only from PUT_THREADS logits
+            m.setattr(losses, "PUT_THREADS", 0)
         xg = x.clone().requires_grad_()
         loss = focal_loss(xg, y, alpha, gamma, reduction)
         g, = torch.autograd.grad(loss.sum(), xg)
