@@ -58,6 +58,18 @@ PRESETS = {"cpu": DEFAULT_SIZES,
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _with_setting(fn, module, name: str, value):
+    "fn(x, y) with `module.name` set to `value` for the call, and set back after it."
+    def call(x, y):
+        saved = getattr(module, name)
+        setattr(module, name, value)
+        try:
+            return fn(x, y)
+        finally:
+            setattr(module, name, saved)
+    return call
+
+
 def _losses(N: int, C: int, gamma: float, device):
     """The losses as fn(logits, target); focal and AutoMM get the same alpha. On CUDA also the unfused focal loss, on
     CPU with numba, for N x C <= KERNEL_MAX, also the focal loss without its compiled loop (above, it is the same)."""
@@ -69,21 +81,9 @@ def _losses(N: int, C: int, gamma: float, device):
     focal = losses.FocalLoss(alpha, gamma=gamma).to(device)
     fns = {"focal": focal, "ce": F.cross_entropy, "automm": AutoMMFocalLoss(alpha, gamma=gamma).to(device)}
     if torch.device(device).type == "cpu" and losses._kernel() is not None and N * C <= losses.KERNEL_MAX:
-        def focal_numpy(x, y):  # without the compiled loop: what a CPU without numba runs
-            saved, losses.KERNEL_MAX = losses.KERNEL_MAX, 0
-            try:
-                return focal(x, y)
-            finally:
-                losses.KERNEL_MAX = saved
-        fns["focal_numpy"] = focal_numpy
+        fns["focal_numpy"] = _with_setting(focal, losses, "KERNEL_MAX", 0)  # as a CPU without numba runs it
     if torch.device(device).type == "cuda":
-        def focal_torch(x, y):
-            losses.USE_FUSED = False
-            try:
-                return focal(x, y)
-            finally:
-                losses.USE_FUSED = True
-        fns["focal_torch"] = focal_torch
+        fns["focal_torch"] = _with_setting(focal, losses, "USE_FUSED", False)  # the PyTorch path, not the kernel
     return fns
 
 
