@@ -136,11 +136,13 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
             loss = loss * np.nan  # every target ignored: NaN, as cross-entropy
         if not need_grad:
             return loss, None
-        if w is None:
-            w = np.ones_like(logp)
-        c = w if l is None else w / l  # softmax = e / l on the log-sum-exp path
-        e.mul_(torch.from_numpy(c).unsqueeze(1) if isinstance(c, np.ndarray) else c)
-        _put(e, at, w * em)  # w (softmax - 1) at the target, with the exact p - 1
+        if l is not None:  # softmax = e / l on the log-sum-exp path
+            c = 1 / l if w is None else w / l
+        else:
+            c = w  # None: every weight is 1 (gamma 0, no alpha, no "mean"), e is the gradient already
+        if c is not None:
+            e.mul_(torch.from_numpy(c).unsqueeze(1))
+        _put(e, at, em if w is None else w * em)  # w (softmax - 1) at the target, with the exact p - 1
         if keep is not None:
             e.masked_fill_(torch.from_numpy(~keep).unsqueeze(1), 0.0)  # 0, even where the logits are NaN or infinite
     return loss, e
