@@ -5,6 +5,7 @@
 # %% ../nbs/01_losses.ipynb #8fb6ac11
 from __future__ import annotations
 
+import importlib
 import math
 import weakref
 
@@ -227,15 +228,19 @@ _FUSED_ON_CPU = False  # for tests: CPU tensors take the fused path too, in Trit
 _FUSED = []  # the fused kernel's entry point once imported; [None] without Triton
 
 
-def _fused():
-    "The fused kernel's entry point, imported on first use (it needs Triton); None without Triton."
-    if not _FUSED:
+def _optional(cache: list, module: str, name: str):
+    "`module.name`, imported on first use and kept in `cache`; None when the import fails (an optional dependency)."
+    if not cache:
         try:
-            from focal_tutorial.fused import _fused_focal_loss
+            cache.append(getattr(importlib.import_module(module), name))
         except ImportError:
-            _fused_focal_loss = None
-        _FUSED.append(_fused_focal_loss)
-    return _FUSED[0]
+            cache.append(None)
+    return cache[0]
+
+
+def _fused():
+    "The fused kernel's entry point (it needs Triton); None without Triton."
+    return _optional(_FUSED, "focal_tutorial.fused", "_fused_focal_loss")
 
 
 def _use_fused(logits: torch.Tensor) -> bool:
@@ -252,14 +257,8 @@ _EMPTY3 = {np.dtype(dt): np.empty((0, 0, 0), dt) for dt in (np.float32, np.float
 
 
 def _kernel():
-    "The compiled CPU loop (`focal_tutorial.cpu_kernel`), imported on first use; None without numba."
-    if not _KERNEL:
-        try:
-            from focal_tutorial.cpu_kernel import _focal_rows
-        except ImportError:
-            _focal_rows = None
-        _KERNEL.append(_focal_rows)
-    return _KERNEL[0]
+    "The compiled CPU loop (`focal_tutorial.cpu_kernel`, it needs numba); None without numba."
+    return _optional(_KERNEL, "focal_tutorial.cpu_kernel", "_focal_rows")
 
 
 def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad):
