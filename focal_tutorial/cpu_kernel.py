@@ -15,6 +15,20 @@ import numpy as np
 _MIN, _TINY = np.finfo(np.float64).min, np.finfo(np.float64).tiny
 
 
+@numba.njit(inline="always")
+def _m_w(logp, q, a, gamma):
+    """One position's m = a q^gamma (its loss is -m log p) and gradient weight w, from log p, q = 1 - p and its class
+    weight a, in float64: the formulas of the losses page, as `losses._weights` writes them for arrays."""
+    if gamma == 0.0:  # cross-entropy: m = w = alpha
+        return a, a
+    if gamma >= 1.0:  # m = a q^gamma, w = a q^(gamma-1) (q - gamma p log p): no division
+        h = a if gamma == 1.0 else a * q if gamma == 2.0 else a * q ** (gamma - 1.0)
+        return h * q, h * (q - gamma * (1.0 - q) * max(logp, _MIN))  # log p = -inf: p log p = 0, not 0 * inf
+    m = a * q**gamma  # 0 < gamma < 1: q^(gamma-1) is infinite at p = 1, so w = m (1 + gamma (log p - log p / q))
+    lp = max(logp, _MIN)
+    return m, m + gamma * m * (lp - lp / max(q, _TINY))  # p = 1: 0 / tiny = 0, not 0 / 0
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _focal_rows(x, y, alpha, gamma, ignore_index, mean, G, per):
     """Focal loss of logits `x` (N, C, D) for class indices `y` (N, D): writes each position's loss into `per` (N, D)
@@ -57,17 +71,7 @@ def _focal_rows(x, y, alpha, gamma, ignore_index, mean, G, per):
             # the per-sample part in float64; log p = (x_y - max) - log l is exact for logits as large as 3e38
             logp = (float(x[i, t, d]) - float(mx)) - math.log(l)
             q = -math.expm1(logp)  # 1 - p, exact as p -> 1
-            a = float(alpha[t]) if has_alpha else 1.0
-            if gamma == 0.0:  # cross-entropy: m = w = alpha
-                m = w = a
-            elif gamma >= 1.0:  # m = a q^gamma, w = a q^(gamma-1) (q - gamma p log p): no division
-                h = a if gamma == 1.0 else a * q if gamma == 2.0 else a * q ** (gamma - 1.0)
-                m = h * q
-                w = h * (q - gamma * (1.0 - q) * max(logp, _MIN))  # log p = -inf: p log p = 0, not 0 * inf
-            else:  # 0 < gamma < 1: q^(gamma-1) is infinite at p = 1, so w = m (1 + gamma (log p - log p / q))
-                m = a * q**gamma
-                lp = max(logp, _MIN)
-                w = m + gamma * m * (lp - lp / max(q, _TINY))  # p = 1: 0 / tiny = 0, not 0 / 0
+            m, w = _m_w(logp, q, float(alpha[t]) if has_alpha else 1.0, gamma)
             loss = -m * logp
             total += loss
             if want_per:
@@ -81,3 +85,49 @@ def _focal_rows(x, y, alpha, gamma, ignore_index, mean, G, per):
     if mean:
         return (total / n if n else math.nan), -1
     return total, -1
+
+# %% ../nbs/01b_cpu_kernel.ipynb #736c4716
+@numba.njit(cache=True, nogil=True)
+def _gather_targets(x, y, C, alpha, ignore_index, xy, a, at):
+    """For class indices `y` (N, D) of logits (N, C, D): per position, the logit of its target from `x` (N, C, D;
+    skipped if empty) into `xy`, its class weight (alpha at the target, 1 without alpha, 0 if ignored) into `a`, and
+    the flat index of its target's entry (of class 0 if ignored) into `at`, each (N * D). Returns -1 and the number
+    of non-ignored positions; or the flat position of the first target that is neither a class nor `ignore_index`."""
+    N, D = y.shape
+    has_alpha, want_x = alpha.shape[0] > 0, x.shape[0] > 0
+    n = 0
+    for i in range(N):
+        for d in range(D):
+            k, t = i * D + d, y[i, d]
+            if t == ignore_index:
+                xy[k] = a[k] = 0.0
+                at[k] = i * C * D + d
+                continue
+            if t < 0 or t >= C:
+                return k, 0
+            n += 1
+            xy[k] = x[i, t, d] if want_x else 0.0
+            a[k] = alpha[t] if has_alpha else 1.0
+            at[k] = (i * C + t) * D + d
+    return -1, n
+
+# %% ../nbs/01b_cpu_kernel.ipynb #0f3b0630
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sample_terms(logp, em, a, l, gamma, scale, c, tv, per):
+    """Per position, from log p, em = p - 1, the class weight `a` and the row sum `l` (each N * D; `l` empty when the
+    rows are already normalised): the loss into `per`, c = w scale / l into `c` and w scale (p - 1) into `tv`,
+    each unless empty. An ignored position has a = 0 and log p = 0. Returns the sum of the losses times `scale`."""
+    want_g, want_per, has_l = c.shape[0] > 0, per.shape[0] > 0, l.shape[0] > 0
+    total = 0.0
+    for k in range(logp.shape[0]):
+        lp, pm1 = float(logp[k]), float(em[k])
+        m, w = _m_w(lp, -pm1, float(a[k]), gamma)
+        loss = -m * lp
+        total += loss
+        if want_per:
+            per[k] = loss
+        if want_g:
+            ws = w * scale
+            c[k] = ws / l[k] if has_l else ws
+            tv[k] = ws * pm1
+    return total * scale

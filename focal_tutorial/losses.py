@@ -93,22 +93,67 @@ def _put(e: torch.Tensor, at: np.ndarray, values: np.ndarray) -> None:
         e.view(-1).index_put_((torch.from_numpy(at.reshape(-1)),), torch.from_numpy(values.reshape(-1)))
 
 # %% ../nbs/01_losses.ipynb #34d8aa65
+_NUMPY = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+
+
+def _gather_cpu(target, C: int, alpha, ignore_index: int, dt, x=None):
+    """Check the targets (N, d1, ...) and gather per position, as flat arrays: the target's logit from `x` (the
+    logits as a contiguous (N, C, d1, ...) array of dtype `dt`; None: not read), its class weight (0 if ignored) and
+    the flat index of its entry; then the number of non-ignored positions and the mask of the ignored ones (None if
+    none is). One compiled call with numba, NumPy without."""
+    k = _kernel()
+    y = (target if target.dtype == torch.int64 else target.long()).numpy()
+    N, D = y.shape[0], math.prod(y.shape[1:])
+    if k is not None:
+        xy, a, at = np.empty(y.size, dt), np.empty(y.size, dt), np.empty(y.size, np.int64)
+        bad, n = k._gather_targets(_EMPTY3[dt] if x is None else x.reshape(N, C, D), y.reshape(N, D), C,
+                                   _EMPTY1 if alpha is None else alpha.numpy(), ignore_index, xy, a, at)
+        if bad >= 0:
+            raise _bad_target(target, tuple(int(i) for i in np.unravel_index(bad, y.shape)), C, ignore_index)
+        return xy, a, at, n, (y.reshape(-1) == ignore_index) if n < y.size else None
+    y, keep, n = _targets_cpu(target, C, ignore_index)
+    at = _flat_targets((N, C, *y.shape[1:]), y).reshape(-1)
+    xy = None if x is None else x.reshape(-1)[at]
+    a = np.ones(y.size, dt) if alpha is None else alpha.numpy().astype(dt, copy=False)[y.reshape(-1)]
+    if keep is None:
+        return xy, a, at, n, None
+    keep = keep.reshape(-1)
+    return xy, a * keep, at, n, ~keep
+
+
+def _terms_cpu(logp, em, a, l, gamma: float, scale: float, per: bool, need_grad: bool, fmin: float):
+    """From log p, em = p - 1, the class weights `a` and the row sums `l` (None: rows already normalised), flat: the
+    losses (`per`) or their sum times `scale`; and if `need_grad` the factor c = w scale / l of each gradient row and
+    the gradient's target entry w scale (p - 1). One compiled call with numba, NumPy without."""
+    k = _kernel()
+    if k is not None:
+        none = _EMPTY1D[logp.dtype]
+        c, tv = (np.empty_like(logp), np.empty_like(logp)) if need_grad else (none, none)
+        out = np.empty_like(logp) if per else none
+        total = k._sample_terms(logp, em, a, none if l is None else l, gamma, scale, c, tv, out)
+        return (out if per else total), c, tv
+    m, w = _weights(logp, -em, a * scale if scale != 1 else a, gamma, need_grad, np, fmin)
+    loss = -(m * logp) if per else -np.dot(m, logp)
+    return (loss, None, None) if not need_grad else (loss, w if l is None else w / l, w * em)
+
+
 def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_grad: bool):
     "The loss and, if `need_grad`, its gradient with respect to the logits for an incoming gradient of 1, on CPU."
     C = logits.shape[1]
     if 0 < logits.numel() <= KERNEL_MAX and logits.dtype in _KERNEL_DTYPES and _kernel() is not None:
         return _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad)
-    y, keep, n = _targets_cpu(target, C, ignore_index)
     cdt = _COMPUTE.get(logits.dtype, logits.dtype)
-    fmin, tiny = _FINFO[cdt]
-    at = _flat_targets(logits.shape, y)  # where each target's entry sits in a contiguous tensor of the logits' shape
+    dt, (fmin, tiny) = _NUMPY[cdt], _FINFO[cdt]
+    lse = C < SMALL_C and (C <= 16 or logits.numel() >= PUT_THREADS)  # softmax = e / l, e = exp(x - max), l = sum(e)
+    x = (logits.detach() if cdt == logits.dtype else logits.detach().to(cdt)).contiguous() if lse else None
+    xy, a, at, n, ignored = _gather_cpu(target, C, alpha, ignore_index, dt, None if x is None else x.numpy())
+    scale = 1 / max(n, 1) if reduction == "mean" else 1.0  # "mean": folded into the weights
     with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
-        if C < SMALL_C and (C <= 16 or logits.numel() >= PUT_THREADS):  # softmax = e / l, e = exp(x - max), l = sum(e)
-            x = logits.detach() if cdt == logits.dtype else logits.detach().to(cdt)
+        if lse:
             mx = x.amax(1, keepdim=True)
-            logp = x.contiguous().numpy().reshape(-1)[at] - mx.numpy().reshape(y.shape)  # x_y read from x, not e
-            e = (x - mx).exp_().contiguous()
-            l = (torch.mv(e, _ones(C, cdt)) if e.ndim == 2 and C <= 16 else e.sum(1)).numpy()  # BLAS: short rows
+            e = (x - mx).exp_()
+            l = (torch.mv(e, _ones(C, cdt)) if e.ndim == 2 and C <= 16 else e.sum(1)).numpy().reshape(-1)  # BLAS: short rows
+            logp = xy - mx.numpy().reshape(-1)  # x_y read from x, not e
             logp -= np.log(l)
         else:  # the softmax kernel, and log p = log(softmax_y) where that is a normal number
             e, l = torch.softmax(logits, 1, dtype=cdt).contiguous(), None
@@ -117,35 +162,21 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
             low = p < tiny  # underflow: log p from log-softmax, exact however wrong the model is
             if low.any():
                 logp[low] = torch.log_softmax(logits, 1, dtype=cdt).numpy().reshape(-1)[at[low]]
-        scale = 1 / max(n, 1) if reduction == "mean" else 1.0  # "mean": folded into the weights
-        a = None if alpha is None else alpha.numpy().astype(logp.dtype, copy=False)
-        a = None if a is None else (a * scale)[y] if scale != 1 else a[y]
-        if keep is not None:  # log p = 0 and weight 0, whatever an ignored row's logits hold
-            logp[~keep] = 0.0
-            a = (keep * (scale if a is None else a)).astype(logp.dtype, copy=False)
-        elif a is None and scale != 1:
-            a = np.full_like(logp, scale)
+        if ignored is not None:
+            logp[ignored] = 0.0  # log p = 0 (and weight 0), whatever an ignored row's logits hold
         em = np.expm1(logp)  # p - 1, exact as p -> 1
-        q = -em
-        m, w = _weights(logp, q, a, gamma, need_grad, np, fmin)
-        if reduction == "none":
-            loss = -(logp if m is None else m * logp)
-        else:  # times 1/n for "mean"
-            loss = -(logp.sum() if m is None else np.dot(m.ravel(), logp.ravel()))
-        loss = torch.from_numpy(np.asarray(loss, dtype=logp.dtype))
-        if reduction == "mean" and not n:
-            loss = loss * np.nan  # every target ignored: NaN, as cross-entropy
-        if not need_grad:
-            return loss, None
-        if l is not None:  # softmax = e / l on the log-sum-exp path
-            c = 1 / l if w is None else w / l
-        else:
-            c = w  # None: every weight is 1 (gamma 0, no alpha, no "mean"), e is the gradient already
-        if c is not None:
-            e.mul_(torch.from_numpy(c).unsqueeze(1))
-        _put(e, at, em if w is None else w * em)  # w (softmax - 1) at the target, with the exact p - 1
-        if keep is not None:
-            e.masked_fill_(torch.from_numpy(~keep).unsqueeze(1), 0.0)  # 0, even where the logits are NaN or infinite
+        loss, c, tv = _terms_cpu(logp, em, a, l, gamma, scale, reduction == "none", need_grad, fmin)
+    loss = torch.from_numpy(loss.reshape(target.shape) if reduction == "none" else np.asarray(loss, dt))
+    if reduction == "mean" and not n:
+        loss = loss * np.nan  # every target ignored: NaN, as cross-entropy
+    if not need_grad:
+        return loss, None
+    rows = (target.shape[0], 1, *target.shape[1:])  # one number per gradient row
+    if l is not None or alpha is not None or gamma != 0 or scale != 1 or ignored is not None:
+        e.mul_(torch.from_numpy(c).view(rows))  # else every weight is 1 and the softmax is the gradient already
+    _put(e, at, tv)  # w (softmax - 1) at the target, with the exact p - 1
+    if ignored is not None:
+        e.masked_fill_(torch.from_numpy(ignored).view(rows), 0.0)  # 0, even where the logits are NaN or infinite
     return loss, e
 
 # %% ../nbs/01_losses.ipynb #52929704
@@ -228,11 +259,13 @@ _FUSED_ON_CPU = False  # for tests: CPU tensors take the fused path too, in Trit
 _FUSED = []  # the fused kernel's entry point once imported; [None] without Triton
 
 
-def _optional(cache: list, module: str, name: str):
-    "`module.name`, imported on first use and kept in `cache`; None when the import fails (an optional dependency)."
+def _optional(cache: list, module: str, name: str | None = None):
+    """`module.name` (`module` itself if `name` is None), imported on first use and kept in `cache`; None when the
+    import fails (an optional dependency)."""
     if not cache:
         try:
-            cache.append(getattr(importlib.import_module(module), name))
+            m = importlib.import_module(module)
+            cache.append(m if name is None else getattr(m, name))
         except ImportError:
             cache.append(None)
     return cache[0]
@@ -249,16 +282,17 @@ def _use_fused(logits: torch.Tensor) -> bool:
 
 # %% ../nbs/01_losses.ipynb #87f8cae9
 KERNEL_MAX = 4096  # on CPU, logits of at most this many numbers (float32/float64) go to the compiled loop
-_KERNEL = []  # the compiled loop once imported; [None] without numba
+_KERNEL = []  # the module of compiled loops once imported; [None] without numba
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 _EMPTY1 = np.empty(0)
+_EMPTY1D = {np.dtype(dt): np.empty(0, dt) for dt in (np.float32, np.float64)}
 _EMPTY2 = {np.dtype(dt): np.empty((0, 0), dt) for dt in (np.float32, np.float64)}
 _EMPTY3 = {np.dtype(dt): np.empty((0, 0, 0), dt) for dt in (np.float32, np.float64)}
 
 
 def _kernel():
-    "The compiled CPU loop (`focal_tutorial.cpu_kernel`, it needs numba); None without numba."
-    return _optional(_KERNEL, "focal_tutorial.cpu_kernel", "_focal_rows")
+    "The compiled CPU loops (the module `focal_tutorial.cpu_kernel`, it needs numba); None without numba."
+    return _optional(_KERNEL, "focal_tutorial.cpu_kernel")
 
 
 def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad):
@@ -269,8 +303,9 @@ def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_
     x = x.reshape(N, C, -1)
     G = torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad else None  # PyTorch's memory
     per = np.empty((N, x.shape[2]), x.dtype) if reduction == "none" else _EMPTY2[x.dtype]
-    total, bad = _kernel()(x, y.reshape(N, -1), _EMPTY1 if alpha is None else alpha.numpy(), gamma, ignore_index,
-                           reduction == "mean", _EMPTY3[x.dtype] if G is None else G.numpy().reshape(x.shape), per)
+    total, bad = _kernel()._focal_rows(x, y.reshape(N, -1), _EMPTY1 if alpha is None else alpha.numpy(), gamma,
+                                       ignore_index, reduction == "mean",
+                                       _EMPTY3[x.dtype] if G is None else G.numpy().reshape(x.shape), per)
     if bad >= 0:
         raise _bad_target(target, tuple(int(i) for i in np.unravel_index(bad, y.shape)), C, ignore_index)
     return torch.from_numpy(per.reshape(y.shape) if reduction == "none" else np.array(total, x.dtype)), G

@@ -1,5 +1,7 @@
 """A pytest plugin for tests/test_losses_paths.py: the loss tests again, on the CPU path that FOCAL_TUTORIAL_LOSS_PATH
-names ("numpy": no compiled loop; "numpy-threads": no compiled loop, target entries written by PyTorch's index_put_)."""
+names ("passes": no compiled loop, every batch through PyTorch's passes and the compiled per-position helpers;
+"numpy": no numba at all, as without the `fast` extra; "numpy-threads": no numba, and the gradient's target entries
+written by PyTorch's index_put_)."""
 import os
 
 import pytest
@@ -9,7 +11,9 @@ import pytest
 def _loss_path(monkeypatch):
     import focal_tutorial.losses as losses
     path = os.environ.get("FOCAL_TUTORIAL_LOSS_PATH", "")
-    if path.startswith("numpy"):
+    if path == "passes":
         monkeypatch.setattr(losses, "KERNEL_MAX", 0)
+    if path.startswith("numpy"):
+        monkeypatch.setattr(losses, "_KERNEL", [None])  # what `import numba` failing leaves
     if path == "numpy-threads":
         monkeypatch.setattr(losses, "PUT_THREADS", 0)

@@ -1,5 +1,6 @@
 """focal_tutorial.losses on CPU has three paths: the compiled loop (numba, small float batches), log-sum-exp (fewer
-than SMALL_C classes) and softmax. Every loss test runs on the NumPy/PyTorch paths too, and the paths agree."""
+than SMALL_C classes) and softmax; the last two do their per-position part in compiled helpers with numba and in
+NumPy without it. Every loss test runs on each of them too, and the paths agree."""
 import os
 import subprocess
 import sys
@@ -18,9 +19,9 @@ F64 = torch.float64
 needs_numba = pytest.mark.skipif(losses._kernel() is None, reason="numba is not installed (the `fast` extra)")
 
 
-@pytest.mark.parametrize("path", ["numpy", "numpy-threads"])
-def test_every_loss_test_passes_on_the_numpy_path(path):
-    "tests/test_losses.py runs its small batches through the compiled loop; here, once more, through the other path."
+@pytest.mark.parametrize("path", ["passes", "numpy", "numpy-threads"])
+def test_every_loss_test_passes_on_the_other_paths(path):
+    "tests/test_losses.py runs its small batches through the compiled loop; here, once more, through the others."
     env = {**os.environ, "FOCAL_TUTORIAL_LOSS_PATH": path, "PYTHONPATH": os.pathsep.join(
         [str(HERE), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "_loss_path", "-p", "no:cacheprovider",
@@ -29,9 +30,12 @@ def test_every_loss_test_passes_on_the_numpy_path(path):
     assert " passed" in r.stdout and " failed" not in r.stdout
 
 
-def _run(path, x, y, alpha, gamma, reduction):
-    "Loss and gradient of focal_loss on one CPU path: 'kernel', 'lse' (log-sum-exp) or 'softmax'."
+def _run(path, x, y, alpha, gamma, reduction, numba=True):
+    """Loss and gradient of focal_loss on one CPU path: 'kernel', 'lse' (log-sum-exp) or 'softmax'; the last two with
+    the compiled per-position helpers, or (`numba` False) in NumPy as without numba."""
     with pytest.MonkeyPatch.context() as m:
+        if not numba:
+            m.setattr(losses, "_KERNEL", [None])
         m.setattr(losses, "KERNEL_MAX", 10**9 if path == "kernel" else 0)
         m.setattr(losses, "SMALL_C", 10**9 if path == "lse" else 0)
         if path == "lse":  # for more than 16 classes, small tensors take log-sum-exp only from PUT_THREADS logits
@@ -61,13 +65,14 @@ def batches(draw):
 @needs_numba
 @settings(max_examples=60, deadline=None)
 @given(batches())
-def test_the_three_cpu_paths_agree(b):
+def test_the_cpu_paths_agree(b):
     x, y, alpha, gamma, reduction, dtype = b
     x = x.to(dtype)
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == F64 else dict(rtol=2e-5, atol=1e-6)
     kernel = _run("kernel", x, y, alpha, gamma, reduction)
     for path in ("lse", "softmax"):
-        torch.testing.assert_close(_run(path, x, y, alpha, gamma, reduction), kernel, equal_nan=True, **tol)
+        for numba in (True, False):
+            torch.testing.assert_close(_run(path, x, y, alpha, gamma, reduction, numba), kernel, equal_nan=True, **tol)
 
 
 def test_non_contiguous_logits_on_every_path():
@@ -76,8 +81,9 @@ def test_non_contiguous_logits_on_every_path():
     ref = _run("softmax", x.contiguous(), y, torch.linspace(0.1, 1, 7), 2.0, "none")
     paths = ("kernel", "lse", "softmax") if losses._kernel() is not None else ("lse", "softmax")
     for path in paths:
-        torch.testing.assert_close(_run(path, x, y, torch.linspace(0.1, 1, 7), 2.0, "none"), ref,
-                                   rtol=1e-12, atol=1e-14)
+        for numba in (True, False) if path != "kernel" else (True,):
+            torch.testing.assert_close(_run(path, x, y, torch.linspace(0.1, 1, 7), 2.0, "none", numba), ref,
+                                       rtol=1e-12, atol=1e-14)
 
 
 def test_the_device_path_on_cpu_tensors():
@@ -108,6 +114,21 @@ def test_small_float_batches_take_the_compiled_loop(monkeypatch):
     assert calls == [torch.Size([64, 10])]
 
 
+@needs_numba
+def test_larger_batches_take_the_compiled_helpers(monkeypatch):
+    "Above KERNEL_MAX, one compiled call gathers the targets and one computes the per-position terms; none without numba."
+    kernel, calls = losses._kernel(), []
+    for name in ("_gather_targets", "_sample_terms", "_focal_rows"):
+        real = getattr(kernel, name)
+        monkeypatch.setattr(kernel, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    x = torch.randn(64, 100, requires_grad=True)  # 6400 logits > KERNEL_MAX
+    focal_loss(x, torch.randint(0, 100, (64,))).backward()
+    assert calls == ["_gather_targets", "_sample_terms"]
+    monkeypatch.setattr(losses, "_KERNEL", [None])
+    focal_loss(x, torch.randint(0, 100, (64,))).backward()
+    assert calls == ["_gather_targets", "_sample_terms"]
+
+
 def test_without_numba_the_loss_is_the_same(monkeypatch):
     x, y = 3 * torch.randn(16, 5), torch.randint(0, 5, (16,))
     with_kernel = _run("kernel", x, y, [0.1, 0.2, 0.3, 0.2, 0.2], 2.0, "mean")
@@ -123,8 +144,10 @@ def test_a_bad_target_gives_the_same_error_on_every_path(monkeypatch, shape, bad
     y = torch.zeros(shape, dtype=torch.long)
     y[bad_at] = 9
     messages = set()
-    for kernel_max in (10**9, 0):
+    for kernel_max, numba in ((10**9, True), (0, True), (0, False)):  # the compiled loop, the helpers, NumPy
         monkeypatch.setattr(losses, "KERNEL_MAX", kernel_max)
+        if not numba:
+            monkeypatch.setattr(losses, "_KERNEL", [None])
         with pytest.raises(ValueError) as e:
             focal_loss(x, y)
         messages.add(str(e.value))
@@ -132,3 +155,13 @@ def test_a_bad_target_gives_the_same_error_on_every_path(monkeypatch, shape, bad
     assert messages == {f"target holds class index 9 at position {where}, outside [0, 4) for logits with 4 classes, "
                         "and it is not ignore_index=-100; targets must be class indices 0..C-1 (check the label "
                         "encoding)."}
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (0, 4, 3), (2, 4, 0), (0, 600)])
+def test_empty_batches_on_every_path(shape):
+    "No position: the loss is NaN for 'mean' (as cross-entropy) and 0 for 'sum', the gradient empty, on each path."
+    x, y = torch.randn(*shape), torch.zeros((shape[0], *shape[2:]), dtype=torch.long)
+    for path, numba in (("lse", True), ("softmax", True), ("lse", False), ("softmax", False)):
+        mean, g = _run(path, x, y, torch.ones(shape[1]), 2.0, "mean", numba)
+        total, _ = _run(path, x, y, None, 2.0, "sum", numba)
+        assert mean.isnan() and total == 0 and g.shape == x.shape
