@@ -152,7 +152,8 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
         if lse:
             mx = x.amax(1, keepdim=True)
             e = (x - mx).exp_()
-            l = (torch.mv(e, _ones(C, cdt)) if e.ndim == 2 and C <= 16 else e.sum(1)).numpy().reshape(-1)  # BLAS: short rows
+            l = torch.mv(e, _ones(C, cdt)) if e.ndim == 2 and C <= 16 else e.sum(1)  # BLAS for short rows
+            l = l.numpy().reshape(-1)
             logp = xy - mx.numpy().reshape(-1)  # x_y read from x, not e
             logp -= np.log(l)
         else:  # the softmax kernel, and log p = log(softmax_y) where that is a normal number

@@ -72,7 +72,8 @@ def test_the_cpu_paths_agree(b):
     kernel = _run("kernel", x, y, alpha, gamma, reduction)
     for path in ("lse", "softmax"):
         for numba in (True, False):
-            torch.testing.assert_close(_run(path, x, y, alpha, gamma, reduction, numba), kernel, equal_nan=True, **tol)
+            got = _run(path, x, y, alpha, gamma, reduction, numba)
+            torch.testing.assert_close(got, kernel, equal_nan=True, **tol)
 
 
 def test_non_contiguous_logits_on_every_path():
