@@ -86,11 +86,11 @@ def _ones(C: int, dtype) -> torch.Tensor:
 
 
 def _put(e: torch.Tensor, at: np.ndarray, values: np.ndarray) -> None:
-    "e.view(-1)[at] = values: by NumPy for small tensors, by PyTorch's threads for large ones (see the text)."
+    "e.view(-1)[at] = values (flat arrays): by NumPy for small tensors, by PyTorch's threads for large ones."
     if e.numel() < PUT_THREADS:
         e.numpy().reshape(-1)[at] = values
     else:
-        e.view(-1).index_put_((torch.from_numpy(at.reshape(-1)),), torch.from_numpy(values.reshape(-1)))
+        e.view(-1).index_put_((torch.from_numpy(at),), torch.from_numpy(values))
 
 # %% ../nbs/01_losses.ipynb #34d8aa65
 _NUMPY = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
@@ -102,14 +102,14 @@ def _gather_cpu(target, C: int, alpha, ignore_index: int, dt, x=None):
     the flat index of its entry; then the number of non-ignored positions and the mask of the ignored ones (None if
     none is). One compiled call with numba, NumPy without."""
     k = _kernel()
-    y = (target if target.dtype == torch.int64 else target.long()).numpy()
+    y = _indices(target)
     N, D = y.shape[0], math.prod(y.shape[1:])
     if k is not None:
         xy, a, at = np.empty(y.size, dt), np.empty(y.size, dt), np.empty(y.size, np.int64)
         bad, n = k._gather_targets(_EMPTY3[dt] if x is None else x.reshape(N, C, D), y.reshape(N, D), C,
-                                   _EMPTY1 if alpha is None else alpha.numpy(), ignore_index, xy, a, at)
+                                   _EMPTY1D[dt] if alpha is None else alpha.numpy(), ignore_index, xy, a, at)
         if bad >= 0:
-            raise _bad_target(target, tuple(int(i) for i in np.unravel_index(bad, y.shape)), C, ignore_index)
+            raise _bad_target(target, bad, C, ignore_index)
         return xy, a, at, n, (y.reshape(-1) == ignore_index) if n < y.size else None
     y, keep, n = _targets_cpu(target, C, ignore_index)
     at = _flat_targets((N, C, *y.shape[1:]), y).reshape(-1)
@@ -182,7 +182,7 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
 
 # %% ../nbs/01_losses.ipynb #52929704
 def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
-    "The loss and, if `need_grad`, its gradient for an incoming gradient of 1, on a GPU (the per-sample part in PyTorch)."
+    "The loss and, if `need_grad`, its gradient for an incoming gradient of 1, on a GPU (all of it in PyTorch)."
     cdt = _COMPUTE.get(logits.dtype, logits.dtype)
     e = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
     logp = e.gather(1, t)
@@ -285,7 +285,6 @@ def _use_fused(logits: torch.Tensor) -> bool:
 KERNEL_MAX = 4096  # on CPU, logits of at most this many numbers (float32/float64) go to the compiled loop
 _KERNEL = []  # the module of compiled loops once imported; [None] without numba
 _KERNEL_DTYPES = (torch.float32, torch.float64)
-_EMPTY1 = np.empty(0)
 _EMPTY1D = {np.dtype(dt): np.empty(0, dt) for dt in (np.float32, np.float64)}
 _EMPTY2 = {np.dtype(dt): np.empty((0, 0), dt) for dt in (np.float32, np.float64)}
 _EMPTY3 = {np.dtype(dt): np.empty((0, 0, 0), dt) for dt in (np.float32, np.float64)}
@@ -299,16 +298,16 @@ def _kernel():
 def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad):
     "`_forward_cpu` for small float32/float64 batches: the compiled loop of `focal_tutorial.cpu_kernel`."
     x = logits.detach().numpy()
-    y = target.numpy() if target.dtype == torch.int64 else target.long().numpy()
+    y = _indices(target)
     N, C = x.shape[:2]
     x = x.reshape(N, C, -1)
     G = torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad else None  # PyTorch's memory
     per = np.empty((N, x.shape[2]), x.dtype) if reduction == "none" else _EMPTY2[x.dtype]
-    total, bad = _kernel()._focal_rows(x, y.reshape(N, -1), _EMPTY1 if alpha is None else alpha.numpy(), gamma,
-                                       ignore_index, reduction == "mean",
+    total, bad = _kernel()._focal_rows(x, y.reshape(N, -1), _EMPTY1D[x.dtype] if alpha is None else alpha.numpy(),
+                                       gamma, ignore_index, reduction == "mean",
                                        _EMPTY3[x.dtype] if G is None else G.numpy().reshape(x.shape), per)
     if bad >= 0:
-        raise _bad_target(target, tuple(int(i) for i in np.unravel_index(bad, y.shape)), C, ignore_index)
+        raise _bad_target(target, bad, C, ignore_index)
     return torch.from_numpy(per.reshape(y.shape) if reduction == "none" else np.array(total, x.dtype)), G
 
 # %% ../nbs/01_losses.ipynb #41980a3d
@@ -338,8 +337,14 @@ def _check_tensors(logits, target) -> int:
     return logits.shape[1] if logits.ndim > 1 else logits.shape[0]
 
 # %% ../nbs/01_losses.ipynb #f6352c9c
-def _bad_target(target, pos, C: int, ignore_index: int) -> ValueError:
-    "The error for the target at position `pos` (a tuple), which is neither a class index nor ignore_index."
+def _indices(target: torch.Tensor) -> np.ndarray:
+    "On CPU: the class indices as an int64 array (no copy when they are int64 already)."
+    return (target if target.dtype == torch.int64 else target.long()).numpy()
+
+
+def _bad_target(target, flat: int, C: int, ignore_index: int) -> ValueError:
+    "The error for the target at flat position `flat`, which is neither a class index nor ignore_index."
+    pos = tuple(int(i) for i in np.unravel_index(flat, target.shape))
     return ValueError(f"target holds class index {int(target[pos])} at position {pos if len(pos) > 1 else pos[0]}, "
                       f"outside [0, {C}) for logits with {C} classes, and it is not ignore_index={ignore_index}; targets "
                       "must be class indices 0..C-1 (check the label encoding).")
@@ -348,13 +353,13 @@ def _bad_target(target, pos, C: int, ignore_index: int) -> ValueError:
 def _targets_cpu(target: torch.Tensor, C: int, ignore_index: int):
     """On CPU: the class indices as an int64 array (N, d1, ...) with ignored ones set to 0, the mask of the others
     (None: none ignored) and their number."""
-    y = (target if target.dtype == torch.int64 else target.long()).numpy()
+    y = _indices(target)
     if not y.size or (int(y.view(np.uint64).max()) < C and not 0 <= ignore_index < C):
         return y, None, y.size  # every index is a class (a negative one is huge as uint64), none is ignore_index
     ignored = y == ignore_index
     bad = ((y < 0) | (y >= C)) & ~ignored
     if bad.any():
-        raise _bad_target(target, tuple(int(i) for i in np.argwhere(bad)[0]), C, ignore_index)
+        raise _bad_target(target, int(np.flatnonzero(bad)[0]), C, ignore_index)
     k = int(ignored.sum())
     return (np.where(ignored, 0, y), ~ignored, y.size - k) if k else (y, None, y.size)
 
