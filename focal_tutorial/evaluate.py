@@ -21,8 +21,8 @@ from ._checks import (_few, _got, _hashable, _py, check_classes, check_int, chec
                                     sorted_classes)
 
 # %% auto #0
-__all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'evaluate', 'summarize', 'paired_diff', 'verdicts', 'plot_per_class_recall',
-           'plot_confusions', 'machine_info']
+__all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'MIN_PAIRS', 'VERDICT_COLUMNS', 'evaluate', 'summarize', 'paired_diff', 'verdicts',
+           'plot_per_class_recall', 'plot_confusions', 'machine_info']
 
 # %% ../nbs/04_evaluate.ipynb #4050323e
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rare_class_recall")
@@ -150,7 +150,12 @@ def _check_value(name: str, value, column: str, example) -> None:
 
 
 def _one_run_each(runs: pd.DataFrame, cols: list, pair_on: list) -> None:
-    "Refuse runs that repeat a combination of `cols`: a pair must be one run and one baseline run."
+    "Refuse runs that repeat a combination of `cols`, or miss a `pair_on` value: a pair must be one run and one baseline run."
+    missing = runs[pair_on].isna().any(axis=1)
+    if missing.any():  # pandas would pair a NaN seed with the other side's NaN seed
+        raise ValueError(f"runs has no {_few(pair_on)} value in the rows {_few(list(runs.index[missing]))}, so they "
+                         "cannot be paired with anything; fill in the seed (or whatever pairs the runs) or drop "
+                         f"those rows, e.g. `runs.dropna(subset={pair_on})`.")
     dup = runs.duplicated(cols, keep=False)
     if dup.any():
         repeated = runs.loc[dup, cols].drop_duplicates().to_dict("records")
@@ -201,6 +206,10 @@ def paired_diff(
                          "undefined": delta.agg(lambda x: int(x.isna().sum()))})
 
 # %% ../nbs/04_evaluate.ipynb #732eb829
+MIN_PAIRS = 2  # defined pairs needed for 'better', 'worse' or 'no clear difference'; fewer: 'too few pairs'
+VERDICT_COLUMNS = ("difference", "ahead", "behind", "level", "seeds", "undefined", "verdict")  # besides the two means
+
+
 def verdicts(
     runs: pd.DataFrame,  # one row per run: the `by` and `pair_on` columns and the metrics
     candidate,  # the value of `by` judged, e.g. "focal"
@@ -211,7 +220,7 @@ def verdicts(
     margin: float = 0.01,  # a mean paired difference up to this is no difference
     lower_is_better=(),  # the metric(s) where a smaller value is better (e.g. "ece"): ahead means lower there
 ) -> pd.DataFrame:  # per metric, over the pairs where both runs have the metric: both means, the mean difference, pairs ahead/behind/level, their number, undefined pairs, verdict
-    "Seed-paired verdict of `candidate` against `baseline` per metric: 'better', 'worse', 'no clear difference' (or 'undefined')."
+    "Seed-paired verdict of `candidate` against `baseline` per metric: 'better', 'worse', 'no clear difference' (or 'too few pairs', 'undefined')."
     margin = check_number("margin", margin, low=0)
     _check_runs(runs)
     keys, pairs = _columns(runs, "by", by), _columns(runs, "pair_on", pair_on)
@@ -229,6 +238,11 @@ def verdicts(
             raise ValueError(f"no run has {by}={value!r} (the {name}); the values of {by!r} are {_few(present)}.")
     if (side["candidate"] & side["baseline"]).any():
         raise ValueError(f"candidate and baseline are the same ({candidate!r}); compare two different {by!r} values.")
+    taken = [v for v in (candidate, baseline) if isinstance(v, str) and v in VERDICT_COLUMNS]
+    if taken:  # the means are columns named after the two sides: they would overwrite (or be overwritten by) these
+        raise ValueError(f"{by}={taken[0]!r} is also the name of a column of the verdicts table "
+                         f"({', '.join(VERDICT_COLUMNS)}), so one would overwrite the other; rename it in runs, e.g. "
+                         f"`runs.replace({{{by!r}: {{{taken[0]!r}: '{taken[0]} (run)'}}}})`.")
     sel = runs[side["candidate"] | side["baseline"]]
     _one_run_each(sel, [by, *pairs], pairs)
     cand, base = (sel[_selects(sel[by], v)].set_index(pairs) for v in (candidate, baseline))
@@ -247,7 +261,7 @@ def verdicts(
         b, c = base[m], cand[m].reindex(base.index)
         defined = (b.notna() & c.notna()).to_numpy()  # the pairs where both runs have the metric
         ahead, behind, level, seeds = int(d["better"]), int(d["worse"]), int(d["equal"]), int(defined.sum())
-        word = ("undefined" if seeds == 0 else
+        word = ("undefined" if seeds == 0 else "too few pairs" if seeds < MIN_PAIRS else
                 "better" if d["mean"] > margin and behind == 0 else
                 "worse" if d["mean"] < -margin and ahead == 0 else "no clear difference")
         rows.append({"metric": m, baseline: b[defined].mean(), candidate: c[defined].mean(), "difference": sign * d["mean"],

@@ -206,6 +206,11 @@ def check_search_space(
         raise TypeError(f"search_space must be a dict of AutoMM hyperparameters, got {type(search_space).__name__}; "
                         "build one with focal_search_space(train_data).")
     h = translate_hyperparameters(search_space, warn=False)
+    grid = [k for k, v in h.items() if isinstance(v, Mapping) and list(v) == ["grid_search"]]
+    if grid:  # tune.grid_search(...) is a plain dict: it would read as a fixed (and invalid) setting
+        raise ValueError(f"search_space sets {grid[0]!r} to tune.grid_search(...), which AutoMM's search does not "
+                         "take (its Bayesian searcher cannot, and its random one would run every grid point "
+                         "num_trials times); use tune.choice([...]) for that dimension, as focal_search_space does.")
     searched = [k for k, v in h.items() if _is_space(v)]
     if not searched:
         raise ValueError("search_space searches nothing (no tune.choice / tune.uniform in it): an empty search "

@@ -1,15 +1,17 @@
 """The walkthrough's install cell, run as Colab runs it, with stand-ins for what only Colab has.
 
-Each run is a fresh interpreter (a Colab runtime after a restart is one), started with `-S` so that it sees no
-installed distributions but those of a temporary folder on its PYTHONPATH, which holds:
+Each run is a fresh interpreter (a Colab runtime after a restart is one) of a bare virtual environment made for the
+test (no pip, no system packages), so that it sees no installed distributions but those of its own site-packages,
+which holds:
 
 * a stand-in `google.colab` module (Colab imports the real one into every runtime; the child imports it first);
-* a stand-in installer: a `pip` package that `python -m pip` finds before the real one. It logs its arguments and
-  "installs" focal_tutorial[automm] by writing the distributions' metadata: focal_tutorial with the requirements it
-  really declares, and each requirement at the version installed in this test's environment;
+* a stand-in installer: a `pip` package that `python -m pip` finds. It logs its arguments and "installs"
+  focal_tutorial[automm] by writing the distributions' metadata: focal_tutorial with the requirements it really
+  declares, and each requirement at the version installed in this test's environment (or as a test's plan says);
 * the real `packaging`, which the cell uses to compare versions (Colab ships it).
 
-The cell restarts the runtime with `os.kill(os.getpid(), 9)`, so a restart shows as the child dying of SIGKILL."""
+The cell is run from a file, as IPython runs a cell (so that `inspect.getsource` finds its functions). It restarts
+the runtime with `os.kill(os.getpid(), 9)`, so a restart shows as the child dying of SIGKILL."""
 import json
 import re
 import shutil
@@ -33,6 +35,10 @@ from pathlib import Path
 with open(os.environ["STAND_IN_PIP_LOG"], "a") as f:
     f.write(json.dumps(sys.argv[1:]) + "\\n")
 site, plan = Path(os.environ["STAND_IN_SITE"]), json.loads(Path(os.environ["STAND_IN_PLAN"]).read_text())
+if "__fail__" in plan:  # pip's own failure: its reason on stderr, a non-zero exit code
+    code, text = plan.pop("__fail__")
+    sys.stderr.write(text)
+    sys.exit(code)
 for name, (ver, reqs) in plan.items():
     for old in site.glob(name.replace("-", "_").replace(".", "_") + "-*.dist-info"):
         shutil.rmtree(old)  # an upgrade replaces the old version
@@ -67,8 +73,12 @@ def _dist(site: Path, name: str, ver: str, reqs=()) -> None:
 
 @pytest.fixture
 def runtime(tmp_path):
-    "A fresh 'runtime': run(colab=True) executes the install cell in a new interpreter; returns (exit code, stdout)."
-    site = tmp_path / "site"
+    """A fresh 'runtime': run(colab=True) executes the install cell in a new interpreter; returns (exit code, stdout).
+    `run.plan(...)` changes what the stand-in pip installs; `run.stderr` is the last run's standard error."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                        text=True).strip())
     (site / "google" / "colab").mkdir(parents=True)
     (site / "google" / "__init__.py").write_text("")
     (site / "google" / "colab" / "__init__.py").write_text('"Stand-in for Colab\'s module."\n')
@@ -76,19 +86,22 @@ def runtime(tmp_path):
     (site / "pip" / "__init__.py").write_text("")
     (site / "pip" / "__main__.py").write_text(STAND_IN_PIP)
     shutil.copytree(Path(packaging.__file__).parent, site / "packaging")
-    (tmp_path / "plan.json").write_text(json.dumps(_plan()))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(_plan()))
     log = tmp_path / "pip.log"
-    env = {"PYTHONPATH": str(site), "STAND_IN_SITE": str(site), "STAND_IN_PLAN": str(tmp_path / "plan.json"),
-           "STAND_IN_PIP_LOG": str(log), "PATH": "/usr/bin:/bin"}
+    env = {"STAND_IN_SITE": str(site), "STAND_IN_PLAN": str(plan), "STAND_IN_PIP_LOG": str(log), "PATH": "/usr/bin:/bin"}
 
     def run(colab: bool = True):
-        code = ("import google.colab\n" if colab else "") + install_cell()
-        p = subprocess.run([sys.executable, "-S", "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
-                           timeout=120)
-        assert p.stderr == "", p.stderr
+        cell = tmp_path / "cell.py"
+        cell.write_text(("import google.colab\n" if colab else "") + install_cell())
+        p = subprocess.run([python, str(cell)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        run.stderr = p.stderr
+        if p.returncode in (0, -signal.SIGKILL):
+            assert p.stderr == "", p.stderr
         return p.returncode, p.stdout
 
     run.site = site
+    run.plan = lambda content: plan.write_text(json.dumps(content))
     run.installs = lambda: [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return run
 
@@ -132,7 +145,31 @@ def test_the_check_reads_this_environment():
     """In this environment (focal_tutorial installed with every extra), the cell's check finds nothing missing: with a
     name it could not look up, every Colab run would install and restart again, for ever."""
     ns = {}
-    exec(compile(install_cell(), "install cell", "exec"), ns)  # not Colab here: it only defines needs_install
-    assert ns["needs_install"]() is False
-    assert ns["needs_install"]("no-such-package") is True
+    exec(compile(install_cell(), "install cell", "exec"), ns)  # not Colab here: it only defines unmet
+    assert ns["unmet"]() is None
+    assert ns["unmet"]("no-such-package") == "no-such-package (not installed)"
     assert any(re.match(r"autogluon[._-]multimodal", r) for r in requires("focal_tutorial"))
+
+
+# --- issue 26: pip's reason shown; no restart (and so no loop) while a requirement stays unmet ---------------------
+
+def test_a_failed_install_shows_pips_reason(runtime):
+    "pip's output went to the child's stderr, which Colab does not show: the cell showed only CalledProcessError."
+    reason = "".join(f"line {i}\n" for i in range(40)) + "ERROR: No matching distribution found for autogluon.multimodal\n"
+    runtime.plan({"__fail__": [1, reason]})
+    code, _ = runtime()
+    assert code == 1 and "pip install failed (exit code 1)" in runtime.stderr
+    assert "No matching distribution found for autogluon.multimodal" in runtime.stderr  # the tail, in the error
+    assert "line 5\n" not in runtime.stderr  # only the tail, not 40 lines of it
+
+
+def test_a_requirement_still_unmet_after_the_install_is_named_and_not_restarted(runtime):
+    "pip leaves autogluon.multimodal outside the extra's range: every run installed and restarted again, for ever."
+    plan = _plan()
+    plan["autogluon.multimodal"][0] = "1.5.0"
+    runtime.plan(plan)
+    for _ in range(2):  # each run installs again, but none restarts
+        code, out = runtime()
+        assert code == 0 and "still unmet: autogluon.multimodal" in out and "(installed: 1.5.0)" in out
+        assert "not restarted" in out
+    assert len(runtime.installs()) == 2

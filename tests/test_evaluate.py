@@ -484,3 +484,35 @@ def test_verdicts_lower_is_better_counts_a_lower_value_as_ahead():
     assert verdicts(runs, "focal", "ce", metrics="ece").loc["ece", "verdict"] == "worse"  # higher is better by default
     with pytest.raises(ValueError, match="no column 'nll'"):
         verdicts(runs, "focal", "ce", metrics="ece", lower_is_better=["nll"])
+
+
+# --- issue 26: a verdict needs two pairs; NaN seeds pair with nothing; result columns cannot be overwritten --------
+
+def test_verdicts_need_two_defined_pairs():
+    "Three seeds, one of them defined on both sides: 'too few pairs', not 'better' from one difference."
+    from focal_tutorial.evaluate import MIN_PAIRS, verdicts
+    one = verdicts(_two([0, 1, 2], [0, 1, 2], [0.5, np.nan, 0.6], [0.9, 0.7, np.nan]), "focal", "ce", metrics="m").loc["m"]
+    assert (one["seeds"], one["verdict"]) == (1, "too few pairs") and MIN_PAIRS == 2
+    two = verdicts(_two([0, 1, 2], [0, 1, 2], [0.5, 0.4, 0.6], [0.9, 0.7, np.nan]), "focal", "ce", metrics="m").loc["m"]
+    assert (two["seeds"], two["verdict"]) == (2, "better")
+
+
+def test_verdicts_and_paired_diff_refuse_missing_seeds():
+    "A NaN seed on each side was paired with the other (pandas matches NaN with NaN); now it is refused, naming the rows."
+    from focal_tutorial.evaluate import verdicts
+    r = _two([0, 1, np.nan], [0, 1, np.nan], [0.5, 0.5, 0.1], [0.6, 0.6, 0.9])
+    with pytest.raises(ValueError, match=r"no \['seed'\] value in the rows \[2, 5\].*dropna"):
+        verdicts(r, "focal", "ce", metrics="m")
+    with pytest.raises(ValueError, match=r"no \['seed'\] value in the rows \[2, 5\]"):
+        paired_diff(r, "m", baseline="ce")
+
+
+@pytest.mark.parametrize("name", ["difference", "verdict", "seeds"])
+@pytest.mark.parametrize("side", ["candidate", "baseline"])
+def test_verdicts_refuse_a_recipe_named_like_a_result_column(name, side):
+    "A recipe called 'difference' overwrote the difference column with its mean; now refused with the fix."
+    from focal_tutorial.evaluate import verdicts
+    r = _two([0, 1], [0, 1], [0.5, 0.5], [0.6, 0.6]).replace({"loss": {"focal" if side == "candidate" else "ce": name}})
+    args = (name, "ce") if side == "candidate" else ("focal", name)
+    with pytest.raises(ValueError, match=rf"loss='{name}' is also the name of a column of the verdicts table.*replace"):
+        verdicts(r, *args, metrics="m")

@@ -182,6 +182,11 @@ W4 = "0.25,0.25,0.25,0.25"
     ({ALPHA_KEY: tune.choice([W4])}, ValueError, "optim.loss_func"),
     ({"optim.loss_func": tune.choice(["focal_loss", "ce"]), GAMMA_KEY: 1.0}, ValueError, "searches optim.loss_func"),
     ([1, 2], TypeError, "dict"),
+    # issue 26: tune.grid_search is a plain dict, and was called "an empty search space"
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.grid_search([0, 2])}, ValueError,
+     f"sets '{GAMMA_KEY}' to tune.grid_search.*use tune.choice"),
+    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.grid_search([0, 2]), ALPHA_KEY: tune.choice([W4])}, ValueError,
+     "tune.grid_search"),
 ])
 def test_check_search_space_errors(df, hp, exc, message):
     with pytest.raises(exc, match=message):
