@@ -31,8 +31,10 @@ Peak memory, CUDA: torch.cuda.max_memory_allocated() above the memory allocated 
 On CPU with numba installed, the focal loss is timed twice: as it runs (`focal`: small batches in the compiled loop
 of focal_tutorial.cpu_kernel, larger ones with its compiled per-position helpers) and as on a machine without numba
 (`no-numba`: the module's cache of the compiled code set to [None], what a failed `import numba` leaves).
-The last line sums the grid up: the median and the largest focal/CE time ratio, the geometric mean of the
+The summary line sums the grid up: the median and the largest focal/CE time ratio, the geometric mean of the
 AutoMM/focal time ratios and the largest focal/CE peak-memory ratio.
+A second table times the sigmoid focal loss (focal_tutorial.sigmoid) on multi-label logits with 0/1 targets against
+F.binary_cross_entropy_with_logits and torchvision's sigmoid_focal_loss, the same way (`--no-sigmoid` leaves it out).
 """
 from __future__ import annotations
 
@@ -158,12 +160,22 @@ def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cp
     with torch.no_grad():  # never time a wrong loss: ours and AutoMM's must agree
         ours, theirs = fns["focal"](x, y).item(), fns["automm"](x, y).item()
     assert math.isclose(ours, theirs, rel_tol=1e-4), f"focal {ours} != AutoMM {theirs} at {N}x{C}"
+    times, host, inner = _time(fns, x, y, repeats, device, now, round_s, seed, base="ce")
+    return [{"N": N, "C": C, "loss": m, "us": 1e6 * statistics.median(times[m]),
+             "host_us": 1e6 * statistics.median(host[m]) if host[m] else float("nan"),
+             "peak_MiB": peak_bytes(fns[m], x, y) / 2**20, "inner": inner, "rounds": repeats} for m in fns]
+
+
+def _time(fns, x, y, repeats, device, now, round_s, seed, base):
+    """Seconds per forward+backward of each loss in `fns` on (x, y), per round ({loss: [...]}), host seconds on CUDA,
+    and the number of calls per round (a round lasts about `round_s` for the loss `base`): the losses interleaved in a
+    shuffled order each round."""
     for fn in fns.values():  # warm up
         for _ in range(2):
             _step(fn, x, y)
     _sync(device)
     t0 = now()
-    _step(fns["ce"], x, y)
+    _step(fns[base], x, y)
     _sync(device)
     inner = max(1, min(200, math.ceil(round_s / max(now() - t0, 1e-7))))
     times = {m: [] for m in fns}
@@ -191,9 +203,39 @@ def bench_size(N: int, C: int, repeats: int = 15, gamma: float = 2.0, device="cp
                 _step(fn, x, y)
             _sync(device)
             times[m].append((now() - t0) / inner)
-    return [{"N": N, "C": C, "loss": m, "us": 1e6 * statistics.median(times[m]),
-             "host_us": 1e6 * statistics.median(host[m]) if host[m] else float("nan"),
-             "peak_MiB": peak_bytes(fns[m], x, y) / 2**20, "inner": inner, "rounds": repeats} for m in fns]
+    return times, host, inner
+
+
+SIGMOID_SIZES = ((4096, 20), (8192, 80))  # (N, C) multi-label: one binary target per logit
+
+
+def bench_sigmoid(sizes=SIGMOID_SIZES, repeats: int = 15, gamma: float = 2.0, device="cpu", clock: str = "cpu",
+                  round_s: float = 2e-3, seed: int = 0):
+    """The sigmoid focal loss against F.binary_cross_entropy_with_logits and torchvision's sigmoid_focal_loss on 0/1
+    targets (20% positives): a pandas DataFrame, one row per size, microseconds per forward+backward and the ratios."""
+    import pandas as pd
+    import torch.nn.functional as F
+    from torchvision.ops import sigmoid_focal_loss as tv_focal
+
+    from focal_tutorial.sigmoid import sigmoid_focal_loss
+    device = torch.device(device)
+    now = time.process_time if clock == "cpu" and device.type == "cpu" else time.perf_counter
+    rows = []
+    for N, C in sizes:
+        g = torch.Generator().manual_seed(seed)
+        x = (3 * torch.randn(N, C, generator=g)).to(device).requires_grad_()
+        y = (torch.rand(N, C, generator=g) < 0.2).float().to(device)
+        fns = {"BCE": F.binary_cross_entropy_with_logits,
+               "sigmoid focal": lambda x, y: sigmoid_focal_loss(x, y, 0.25, gamma),
+               "torchvision": lambda x, y: tv_focal(x, y, 0.25, gamma, "mean")}
+        with torch.no_grad():  # never time a wrong loss: ours and torchvision's must agree
+            ours, theirs = fns["sigmoid focal"](x, y).item(), fns["torchvision"](x, y).item()
+        assert math.isclose(ours, theirs, rel_tol=1e-4), f"sigmoid focal {ours} != torchvision {theirs} at {N}x{C}"
+        us = {m: 1e6 * statistics.median(t) for m, t in _time(fns, x, y, repeats, device, now, round_s, seed, "BCE")[0].items()}
+        rows.append({"N": N, "C": C, "BCE us": us["BCE"], "sigmoid focal us": us["sigmoid focal"],
+                     "torchvision us": us["torchvision"], "sigmoid focal/BCE": us["sigmoid focal"] / us["BCE"],
+                     "torchvision/sigmoid focal": us["torchvision"] / us["sigmoid focal"]})
+    return pd.DataFrame(rows).set_index(["N", "C"])
 
 
 def default_clock(threads: int) -> str:
@@ -252,13 +294,20 @@ def machine(device: str = "cpu", threads: int | None = None, clock: str | None =
             f"torch {torch.__version__}, {threads} torch thread(s), {clock}{load}")
 
 
-def save(table, machine_line: str, device: str, path: str | None = None) -> str:
-    "Write the table, the machine line and the summary to bench/results_<cpu|cuda>.json (the losses page reads it)."
-    path = path or os.path.join(HERE, f"results_{'cuda' if device.startswith('cuda') else 'cpu'}.json")
-    rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+def _records(table) -> list:
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
             for r in table.reset_index().to_dict("records")]
+
+
+def save(table, machine_line: str, device: str, path: str | None = None, sigmoid=None) -> str:
+    """Write the table, the machine line, the summary and the sigmoid table (if any) to
+    bench/results_<cpu|cuda>.json (the losses pages read it)."""
+    path = path or os.path.join(HERE, f"results_{'cuda' if device.startswith('cuda') else 'cpu'}.json")
+    out = {"machine": machine_line, "summary": summary(table), "rows": _records(table)}
+    if sigmoid is not None:
+        out["sigmoid_rows"] = _records(sigmoid)
     with open(path, "w") as f:
-        json.dump({"machine": machine_line, "summary": summary(table), "rows": rows}, f, indent=1)
+        json.dump(out, f, indent=1)
         f.write("\n")
     return path
 
@@ -285,6 +334,8 @@ def main(argv=None):
                         "(default with more threads)")
     p.add_argument("--allocator", choices=("steady", "default"), default="steady",
                    help="on CPU: keep freed memory in the process (default) or leave malloc as it is")
+    p.add_argument("--no-sigmoid", action="store_true",
+                   help="leave out the sigmoid focal loss's table (against BCE-with-logits and torchvision's)")
     a = p.parse_args(argv)
     a.device = a.device or ("cuda" if a.preset == "gpu" else "cpu")
     a.sizes = a.sizes or PRESETS[a.preset or ("gpu" if a.device.startswith("cuda") else "cpu")]
@@ -300,8 +351,14 @@ def main(argv=None):
     with pd.option_context("display.width", 220, "display.max_columns", 24, "display.precision", 3):
         print(table)
     print(summary(table))
+    sigmoid = None
+    if not a.no_sigmoid:
+        sigmoid = bench_sigmoid(repeats=a.repeats, gamma=a.gamma, device=a.device,
+                                clock=a.clock or default_clock(torch.get_num_threads()))
+        with pd.option_context("display.width", 220, "display.max_columns", 24, "display.precision", 3):
+            print(sigmoid)
     if a.save:
-        print("saved", os.path.relpath(save(table, line, a.device)))
+        print("saved", os.path.relpath(save(table, line, a.device, sigmoid=sigmoid)))
 
 
 if __name__ == "__main__":
