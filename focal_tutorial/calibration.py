@@ -67,19 +67,50 @@ def check_proba(
     return p / p.sum(axis=1, keepdims=True), classes  # float32 rounding (AutoMM's predict_proba) removed
 
 
+def _scores(scores, name: str = "scores", allow_minus_inf: bool = False) -> tuple[np.ndarray, list | None]:
+    "`scores` as `check_scores` returns them, and the DataFrame's column labels (or None)."
+    s, columns = _matrix(scores, name)
+    bad = np.isposinf(s) | (np.isneginf(s) if not allow_minus_inf else False)
+    if bad.any() or (allow_minus_inf and np.isneginf(s).all(axis=1).any()):
+        raise ValueError(f"{name} must be finite logits or log-probabilities"
+                         f"{' (-inf allowed, not a whole row of it)' if allow_minus_inf else ''}, got "
+                         f"{'+inf' if np.isposinf(s).any() else '-inf'} values; check the model's output.")
+    return s, columns
+
+
 def check_scores(
     scores,  # logits or log-probabilities: (n, C)
     name: str = "scores",  # the argument's name
     allow_minus_inf: bool = False,  # accept -inf (the log of a zero probability); each row still needs a finite value
 ) -> np.ndarray:  # the scores as float64
     "`scores` as an (n, C) float64 array, after checking they are finite (or -inf, where allowed)."
-    s, _ = _matrix(scores, name)
-    bad = np.isposinf(s) | (np.isneginf(s) if not allow_minus_inf else False)
-    if bad.any() or (allow_minus_inf and np.isneginf(s).all(axis=1).any()):
-        raise ValueError(f"{name} must be finite logits or log-probabilities"
-                         f"{' (-inf allowed, not a whole row of it)' if allow_minus_inf else ''}, got "
-                         f"{'+inf' if np.isposinf(s).any() else '-inf'} values; check the model's output.")
-    return s
+    return _scores(scores, name, allow_minus_inf)[0]
+
+
+def _classes_of(columns, classes, n_columns: int, name: str = "proba") -> list | None:
+    "The classes of an input's columns: a DataFrame's column labels, or `classes=`; both must agree; None when neither is given."
+    if columns is not None:
+        dups = [c for c in dict.fromkeys(columns) if columns.count(c) > 1]
+        if dups:
+            raise ValueError(f"the columns of {name} are its classes, but {_few(dups)} name more than one column; "
+                             "name each class once.")
+    if classes is None:
+        return columns
+    classes = check_classes(classes)
+    if len(classes) != n_columns:
+        raise ValueError(f"classes has {len(classes)} labels but there are {n_columns} columns; give one label "
+                         "per column, in column order.")
+    if columns is not None and classes != columns:
+        i = next(i for i, (a, b) in enumerate(zip(classes, columns)) if a != b)
+        raise ValueError(f"classes={_few(classes, 10)} disagrees with the columns of {name}, {_few(columns, 10)} "
+                         f"(first at column {i}), and a DataFrame's columns are its classes; drop classes=, or "
+                         f"reorder the columns to match it, e.g. `{name}[classes]`.")
+    return classes
+
+
+def _like(x, values: np.ndarray):
+    "`values` as a DataFrame with the index and columns of `x` if `x` is a DataFrame; otherwise as they are."
+    return pd.DataFrame(values, index=x.index, columns=x.columns) if isinstance(x, pd.DataFrame) else values
 
 
 def class_positions(
@@ -109,7 +140,7 @@ def class_positions(
 
 def _proba_and_labels(proba, y_true, classes=None) -> tuple[np.ndarray, np.ndarray]:
     p, columns = check_proba(proba)
-    y = class_positions(y_true, p.shape[1], classes if classes is not None else columns)
+    y = class_positions(y_true, p.shape[1], _classes_of(columns, classes, p.shape[1]))
     if len(y) != len(p):
         raise ValueError(f"proba has {len(p)} rows but y_true has {len(y)} labels; pass one label per row.")
     return p, y
@@ -160,8 +191,8 @@ def brier(
     proba,  # probabilities (n, C); a DataFrame's columns are the classes
     y_true,  # true labels: positions 0..C-1, or labels of `classes` / the DataFrame's columns
     classes=None,  # the class labels in column order, if y_true holds labels
-) -> float:  # in [0, 2]; lower is better
-    "Multiclass Brier score: the mean over samples of the squared distance between the probabilities and the one-hot label."
+) -> float:  # in [0, 2] (for two classes twice scikit-learn's binary `brier_score_loss`); lower is better
+    "Multiclass Brier score on [0, 2]: mean squared distance from the one-hot label (for two classes twice sklearn's `brier_score_loss`)."
     p, y = _proba_and_labels(proba, y_true, classes)
     return float(brier_score_loss(y, p, labels=np.arange(p.shape[1]), scale_by_half=False))
 
@@ -186,17 +217,24 @@ def plot_reliability(
     ax=None,  # a matplotlib Axes; default: a new figure
     title: str | None = "Reliability diagram",  # the Axes' title
     palette=None,  # seaborn palette for the lines; default "deep"
+    classes=None,  # the class labels in column order, for the curves whose proba is an array (a DataFrame's are its columns)
 ):  # the Axes
     "Accuracy against confidence per bin, one line per model (dots sized by the bin's samples), the diagonal, the ECE in the legend."
     if not isinstance(curves, Mapping) or not curves:
         raise ValueError("curves must be a non-empty dict: name -> (proba, y_true), e.g. "
                          "{'cross-entropy': (proba, y_test)}.")
     n_bins = check_int("n_bins", n_bins, low=1, hint="15 is usual (Guo et al. 2017)")
+    classes = None if classes is None else check_classes(classes)
     tables = {}
     for name, pair in curves.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"curves[{name!r}] must be a pair (proba, y_true), got {_got(pair)}.")
-        tables[name] = reliability_table(*pair, n_bins=n_bins)
+        proba, y_true = pair
+        try:
+            own = None if isinstance(proba, pd.DataFrame) else classes  # a DataFrame's columns are its classes
+            tables[name] = reliability_table(proba, y_true, n_bins, own)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"curves[{name!r}]: {e}") from None
     if ax is None:
         _, ax = plt.subplots(figsize=(4.6, 4.4))
     colors = sns.color_palette(palette or "deep", len(tables))
@@ -213,39 +251,79 @@ def plot_reliability(
     return ax
 
 # %% ../nbs/04a_calibration.ipynb #a38c03ca
+def _below_max(s: np.ndarray) -> np.ndarray:
+    "Each row minus its maximum (finite, as checked): all <= 0, so dividing by a small T cannot overflow to +inf."
+    with np.errstate(over="ignore"):  # a gap beyond the float range is -inf: a probability of 0, as it should be
+        return s - s.max(axis=1, keepdims=True)
+
+
 def softmax_scores(
-    scores,  # logits or log-probabilities (n, C); -inf (a zero probability) is allowed
+    scores,  # logits or log-probabilities (n, C); -inf (a zero probability) is allowed; a DataFrame keeps its labels
     temperature: float = 1.0,  # divide the scores by this first, > 0
-) -> np.ndarray:  # probabilities (n, C), rows summing to 1
+) -> np.ndarray | pd.DataFrame:  # probabilities (n, C), rows summing to 1; a DataFrame (same labels) if `scores` is one
     "Probabilities from logits or log-probabilities, at a temperature: softmax(scores / T)."
     temperature = check_number("temperature", temperature, low=0, low_open=True, hint="1 leaves the scores as they are")
-    return softmax(check_scores(scores, allow_minus_inf=True) / temperature, axis=1)
+    z = _below_max(check_scores(scores, allow_minus_inf=True))
+    with np.errstate(over="ignore"):  # z / T below the float range: -inf, a probability of 0
+        return _like(scores, softmax(z / temperature, axis=1))
 
 
-def _nll_at(s, y, log_t) -> float:
-    return float(-log_softmax(s / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean())
+_T_START, _T_CAP = (0.05, 20.0), (1e-6, 1e6)  # bounds=None: the first range searched, and how far it may widen
+
+
+def _nll_at(z, y, log_t) -> float:
+    "The NLL of softmax(z / T) at T = exp(log_t); `z` holds the scores minus their row maximum."
+    with np.errstate(over="ignore"):  # z / T below the float range: -inf, as it should be
+        return float(-log_softmax(z / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean())
 
 
 def fit_temperature(
-    scores,  # validation logits or log-probabilities (n, C)
-    y_true,  # validation labels: positions 0..C-1, or labels of `classes`
+    scores,  # validation logits or log-probabilities (n, C); a DataFrame's columns are the classes
+    y_true,  # validation labels: positions 0..C-1, or labels of `classes` / the DataFrame's columns
     classes=None,  # the class labels in column order, if y_true holds labels
-    bounds=(0.05, 20.0),  # the range searched for T
+    bounds=None,  # (low, high) searched for T; None: (0.05, 20), each end widened tenfold while the optimum is there, to (1e-6, 1e6)
 ) -> float:  # the temperature T minimising the validation NLL of softmax(scores / T)
-    "The temperature that minimises the negative log-likelihood of softmax(scores / T) on a validation split (Guo et al. 2017)."
-    s = check_scores(scores)
-    y = class_positions(y_true, s.shape[1], classes)
+    "The T minimising the validation NLL of softmax(scores / T) (Guo et al. 2017); a split with no error gets the lower bound."
+    s, columns = _scores(scores)
+    y = class_positions(y_true, s.shape[1], _classes_of(columns, classes, s.shape[1], "scores"))
     if len(y) != len(s):
         raise ValueError(f"scores has {len(s)} rows but y_true has {len(y)} labels; pass one label per row.")
-    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise TypeError(f"bounds must be a pair (low, high) of temperatures, got {_got(bounds)}.")
-    lo = check_number("bounds[0]", bounds[0], low=0, low_open=True)
-    hi = check_number("bounds[1]", bounds[1], low=lo, low_open=True, hint="bounds must be (low, high) with low < high")
-    if (s.argmax(axis=1) == y).all():  # no error: the NLL keeps falling as T -> 0 and has no minimum
+    if bounds is None:
+        lo, hi = _T_START
+    elif not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise TypeError(f"bounds must be None (an automatic search) or a pair (low, high) of temperatures, got "
+                        f"{_got(bounds)}.")
+    else:
+        lo = check_number("bounds[0]", bounds[0], low=0, low_open=True)
+        hi = check_number("bounds[1]", bounds[1], low=lo, low_open=True,
+                          hint="bounds must be (low, high) with low < high")
+    z, rows = _below_max(s), np.arange(len(y))
+    if (z[rows, y] == 0).all():  # no error: the NLL keeps falling as T -> 0 and has no minimum
         return lo
-    r = minimize_scalar(lambda t: _nll_at(s, y, t), bounds=(np.log(lo), np.log(hi)), method="bounded",
-                        options={"xatol": 1e-6})
-    return float(np.exp(r.x))
+    scaled = s / np.abs(s).max()  # in [-1, 1]: the mean below cannot overflow
+    if (scaled[rows, y] - scaled.mean(axis=1)).mean() <= 0:  # the NLL's slope in 1/T at 1/T = 0 (convex in 1/T)
+        raise ValueError("the NLL keeps falling as T grows (towards uniform probabilities), so it has no minimum: "
+                         "on average the scores rank the true class no higher than the average class. Check that "
+                         "y_true matches the columns (class positions, `classes=`, or a DataFrame's column labels).")
+    def f(log_t):
+        return _nll_at(z, y, log_t)
+
+    while True:
+        a, b = np.log(lo), np.log(hi)
+        x = minimize_scalar(f, bounds=(a, b), method="bounded", options={"xatol": 1e-6}).x
+        at_lo, at_hi = x - a < 1e-4 and f(a) <= f(x), b - x < 1e-4 and f(b) <= f(x)  # the NLL is convex in 1/T
+        if not (at_lo or at_hi):
+            return float(np.exp(x))
+        if bounds is None and (lo > _T_CAP[0] if at_lo else hi < _T_CAP[1]):  # widen the end the optimum sits at
+            lo, hi = (max(lo / 10, _T_CAP[0]), hi) if at_lo else (lo, min(hi * 10, _T_CAP[1]))
+            continue
+        searched = (f"bounds=({lo:g}, {hi:g})" if bounds is not None else
+                    f"the automatic search, which widens ({_T_START[0]:g}, {_T_START[1]:g}) up to ({lo:g}, {hi:g})")
+        wider = (lo / 100, hi) if at_lo else (lo, hi * 100)
+        raise ValueError(f"the NLL is lowest at the {'lower' if at_lo else 'upper'} bound T = {lo if at_lo else hi:g} "
+                         f"of {searched}, so the best temperature lies {'below' if at_lo else 'above'} it; widen the "
+                         f"search, e.g. bounds=({wider[0]:g}, {wider[1]:g})"
+                         f"{', or pass bounds=None for the automatic search' if bounds is not None else ''}.")
 
 # %% ../nbs/04a_calibration.ipynb #eef7e18a
 def class_priors(
@@ -265,13 +343,17 @@ def class_priors(
 
 
 def _log_priors(priors, n_classes: int, classes=None) -> np.ndarray:
+    "log(priors / sum), in column order: a Series matched by label to `classes` (None: the columns are 0..C-1)."
     if isinstance(priors, pd.Series):
-        if classes is not None:
-            if set(priors.index) != set(classes) or len(priors) != len(classes):
-                raise ValueError(f"priors is indexed by {_few(priors.index)}, not by the classes {_few(classes)}; "
-                                 "compute it with `class_priors(train_labels)`.")
-            priors = priors.reindex(pd.Index(classes, tupleize_cols=False))
-        priors = priors.to_numpy()
+        labelled = classes is not None
+        classes = classes if labelled else list(range(n_classes))
+        if set(priors.index) != set(classes) or len(priors) != len(classes):
+            raise ValueError(f"priors is indexed by {_few(priors.index)}, not by the classes {_few(classes)}"
+                             + ("; compute it with `class_priors(train_labels)`." if labelled else
+                                " (the columns have no labels, so they are 0..C-1); pass `classes=` (the class labels "
+                                "in column order) or a DataFrame whose columns are the classes, or a plain list of "
+                                "priors in column order."))
+        priors = priors.reindex(pd.Index(classes, tupleize_cols=False)).to_numpy()
     if isinstance(priors, (str, bytes, Mapping)) or not hasattr(priors, "__len__"):
         raise TypeError(f"priors must be one number per class (a list, array or Series), got {_got(priors)}; "
                         "e.g. `class_priors(train_labels)`.")
@@ -289,27 +371,30 @@ def _log_priors(priors, n_classes: int, classes=None) -> np.ndarray:
 
 
 def logit_adjust(
-    scores,  # logits or log-probabilities (n, C); -inf (a zero probability) is allowed
-    priors,  # the training priors (or counts) per class, in column order, each > 0; e.g. `class_priors(y_train)`
+    scores,  # logits or log-probabilities (n, C), -inf (a zero probability) allowed; a DataFrame's columns are the classes
+    priors,  # training priors (or counts) per class, > 0: a Series by class (`class_priors(y_train)`) or a list in column order
     tau: float = 1.0,  # the strength: 1 is Menon et al.'s; 0 changes nothing
-    classes=None,  # the class labels in column order, to align a Series of priors
-) -> np.ndarray:  # the adjusted scores, scores - tau * log(priors / sum(priors))
+    classes=None,  # the class labels in column order, to align a Series of priors with an array's columns
+) -> np.ndarray | pd.DataFrame:  # scores - tau * log(priors / sum(priors)); a DataFrame if `scores` is one
     "Post-hoc logit adjustment (Menon et al. 2021): subtract tau · log prior from each class's logit or log-probability."
-    s = check_scores(scores, allow_minus_inf=True)
+    s, columns = _scores(scores, allow_minus_inf=True)
+    classes = _classes_of(columns, classes, s.shape[1], "scores")
     tau = check_number("tau", tau, low=0, hint="1 is Menon et al.'s choice")
-    return s - tau * _log_priors(priors, s.shape[1], classes)
+    return _like(scores, s - tau * _log_priors(priors, s.shape[1], classes))
 
 
 def adjust_proba(
     proba,  # probabilities (n, C), e.g. AutoMM's `predict_proba`; a DataFrame's columns are the classes
-    priors,  # the training priors (or counts) per class, in column order, each > 0; e.g. `class_priors(y_train)`
+    priors,  # training priors (or counts) per class, > 0: a Series by class (`class_priors(y_train)`) or a list in column order
     tau: float = 1.0,  # the strength: 1 is Menon et al.'s; 0 changes nothing
+    classes=None,  # the class labels in column order, to align a Series of priors with an array's columns
 ) -> np.ndarray | pd.DataFrame:  # the adjusted probabilities, a DataFrame if `proba` is one
     "Logit adjustment of probabilities: softmax(log p - tau · log prior), the same as adjusting the logits."
-    p, classes = check_proba(proba)
+    p, columns = check_proba(proba)
+    classes = _classes_of(columns, classes, p.shape[1])
     with np.errstate(divide="ignore"):  # log 0 = -inf: a class with probability 0 keeps it
         out = softmax(logit_adjust(np.log(p), priors, tau, classes), axis=1)
-    return pd.DataFrame(out, index=proba.index, columns=proba.columns) if isinstance(proba, pd.DataFrame) else out
+    return _like(proba, out)
 
 # %% ../nbs/04a_calibration.ipynb #0639e080
 REPORT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rare_class_recall") + CALIBRATION_METRICS
@@ -321,12 +406,12 @@ def calibration_report(
     priors,  # the training priors (or counts) per class, each > 0; e.g. `class_priors(train_labels)`
     tau: float = 1.0,  # logit adjustment's strength
     n_bins: int = 15,  # the ECE's equal-width bins
-    classes=None,  # the class labels in column order (default: the DataFrame's columns, or 0..C-1)
+    classes=None,  # the class labels in column order, for an array (default 0..C-1); a DataFrame's columns are its classes
     rare_class=None,  # the class whose recall is reported; default: the one with the smallest prior
 ) -> pd.DataFrame:  # rows "as predicted" and "logit-adjusted (τ=...)"; columns REPORT_METRICS
     "Decisions and calibration of one model's probabilities, as predicted and after logit adjustment with the training priors."
     p, columns = check_proba(proba)
-    classes = check_classes(classes) if classes is not None else columns or list(range(p.shape[1]))
+    classes = _classes_of(columns, classes, p.shape[1]) or list(range(p.shape[1]))
     y = class_positions(y_true, p.shape[1], classes)
     if len(y) != len(p):
         raise ValueError(f"proba has {len(p)} rows but y_true has {len(y)} labels; pass one label per row.")

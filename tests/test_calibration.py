@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from torchmetrics.classification import MulticlassCalibrationError
 
+from focal_tutorial.automm import automm_classes
 from focal_tutorial.calibration import (
     adjust_proba, brier, calibration_metrics, calibration_report, check_proba, class_priors, ece, fit_temperature, logit_adjust,
     nll, plot_reliability, reliability_table, softmax_scores)
@@ -111,7 +112,8 @@ def test_temperature_recovers_a_known_sharpening(t, seed):
 
 
 def test_temperature_lowers_nll_on_its_own_split():
-    p, y = random_case(9, 500, 4)
+    p, _ = random_case(9, 500, 4)
+    y = (np.random.default_rng(10).random(len(p))[:, None] > p.cumsum(1)).sum(1)  # labels that the scores inform
     s = 4 * np.log(p)
     assert nll(softmax_scores(s, fit_temperature(s, y)), y) <= nll(softmax_scores(s), y)
 
@@ -163,7 +165,7 @@ GOOD_P, GOOD_Y = np.array([[0.7, 0.3], [0.2, 0.8]]), np.array([0, 1])
     (lambda: fit_temperature(GOOD_P, [0]), ValueError, "scores has 2 rows but y_true has 1 labels"),
     (lambda: fit_temperature(GOOD_P, GOOD_Y, bounds=(0, 5)), ValueError, r"bounds\[0\] must be a finite number > 0"),
     (lambda: fit_temperature(GOOD_P, GOOD_Y, bounds=(5, 1)), ValueError, r"bounds\[1\] must be a finite number > 5"),
-    (lambda: fit_temperature(GOOD_P, GOOD_Y, bounds=5), TypeError, "bounds must be a pair"),
+    (lambda: fit_temperature(GOOD_P, GOOD_Y, bounds=5), TypeError, r"bounds must be None \(an automatic search\)"),
     (lambda: softmax_scores(GOOD_P, temperature=0), ValueError, "temperature must be a finite number > 0, got 0"),
     (lambda: softmax_scores(GOOD_P, temperature="1"), TypeError, "temperature must be a finite number > 0"),
     (lambda: softmax_scores([[-np.inf, -np.inf]]), ValueError, "not a whole row of it"),
@@ -220,3 +222,180 @@ def test_float32_probabilities_are_renormalised_without_warnings():
     assert np.abs(p.sum(axis=1) - 1).max() < 1e-12
     want = calibration_metrics(exact, y)
     assert all(abs(got[k] - want[k]) < 1e-4 for k in want)
+
+
+# --- issue 26: a DataFrame's columns are its classes everywhere, temperature search, overflow, Brier's scale ----------
+
+def _automm_order_case():
+    order = automm_classes(["a"] * 90 + ["b"] * 10, pos_label="a")  # ['b', 'a']: AutoMM's predict_proba order
+    proba = pd.DataFrame([[0.3, 0.7], [0.6, 0.4]], columns=order, index=[4, 9])
+    return order, proba, class_priors(["a"] * 90 + ["b"] * 10)  # the priors indexed ['a', 'b']
+
+
+def test_logit_adjust_matches_a_series_of_priors_to_the_dataframes_columns():
+    """A Series of priors is applied by class name to a DataFrame's columns, and the DataFrame comes back labelled."""
+    order, proba, pri = _automm_order_case()
+    out = logit_adjust(np.log(proba), pri)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == order and out.index.tolist() == [4, 9]
+    expected = np.log(proba.to_numpy()) - np.log([0.1, 0.9])  # column 'b' has prior 0.1, column 'a' 0.9
+    assert np.allclose(out.to_numpy(), expected)
+    assert np.allclose(softmax_scores(out), adjust_proba(proba, pri))
+
+
+def test_softmax_scores_keeps_a_dataframes_labels():
+    """softmax_scores of a DataFrame is a DataFrame with the same index and columns."""
+    s = pd.DataFrame([[1.0, 2.0], [0.0, -1.0]], columns=["cat", "dog"], index=["x", "y"])
+    out = softmax_scores(s, 2.0)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["cat", "dog"] and out.index.tolist() == ["x", "y"]
+    assert np.allclose(out.to_numpy(), softmax_scores(s.to_numpy(), 2.0))
+
+
+def test_adjust_proba_aligns_a_series_of_priors_with_classes():
+    """adjust_proba takes classes= for an array, so a Series of priors is matched by name there too."""
+    order, proba, pri = _automm_order_case()
+    got = adjust_proba(proba.to_numpy(), pri, classes=order)
+    assert isinstance(got, np.ndarray) and np.allclose(got, adjust_proba(proba, pri).to_numpy())
+    assert np.allclose(adjust_proba(proba.to_numpy(), [0.1, 0.9]), got)  # a plain list stays positional
+
+
+def test_a_series_of_priors_with_unlabelled_columns_is_refused():
+    """A Series of priors indexed by labels cannot be matched to an array's columns without classes=."""
+    _, proba, pri = _automm_order_case()
+    for call in (lambda: adjust_proba(proba.to_numpy(), pri), lambda: logit_adjust(np.log(proba.to_numpy()), pri)):
+        with pytest.raises(ValueError, match=r"priors is indexed by \['a', 'b'\].*pass `classes=`"):
+            call()
+
+
+def test_fit_temperature_reads_a_dataframes_columns_as_its_classes():
+    """Integer labels name the columns [1, 0], and string labels work with class-named columns."""
+    p, _ = random_case(11, 400, 2, concentration=0.8)
+    y = (np.random.default_rng(12).random(400) < p[:, 1]).astype(int)
+    s = 2 * np.log(p)
+    t = fit_temperature(s, y)
+    assert fit_temperature(pd.DataFrame(s[:, ::-1], columns=[1, 0]), y) == pytest.approx(t, rel=1e-6)
+    named = np.array(["cat", "dog"])[y]
+    assert fit_temperature(pd.DataFrame(s, columns=["cat", "dog"]), named) == pytest.approx(t, rel=1e-6)
+
+
+CAT_DOG = pd.DataFrame([[0.9, 0.1]] * 10, columns=["cat", "dog"])
+CAT_DOG_Y = ["cat"] * 9 + ["dog"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: ece(CAT_DOG, CAT_DOG_Y, classes=c),
+    lambda c: nll(CAT_DOG, CAT_DOG_Y, classes=c),
+    lambda c: brier(CAT_DOG, CAT_DOG_Y, classes=c),
+    lambda c: reliability_table(CAT_DOG, CAT_DOG_Y, classes=c),
+    lambda c: calibration_metrics(CAT_DOG, CAT_DOG_Y, classes=c),
+    lambda c: calibration_report(CAT_DOG, CAT_DOG_Y, [0.5, 0.5], classes=c),
+    lambda c: fit_temperature(np.log(CAT_DOG), CAT_DOG_Y, classes=c),
+    lambda c: logit_adjust(np.log(CAT_DOG), [0.5, 0.5], classes=c),
+    lambda c: adjust_proba(CAT_DOG, [0.5, 0.5], classes=c),
+])
+def test_classes_that_disagree_with_the_columns_are_refused(call):
+    """classes= in another order than a DataFrame's columns is refused, naming both orders and the fix."""
+    with pytest.raises(ValueError, match=r"classes=\['dog', 'cat'\].*columns of \w+, \['cat', 'dog'\].*"
+                                         r"drop classes=.*\[classes\]"):
+        call(["dog", "cat"])
+    call(["cat", "dog"])  # the same order: accepted
+
+
+def test_classes_equal_to_the_columns_change_nothing():
+    """classes= equal to a DataFrame's columns gives the numbers the columns alone give."""
+    assert ece(CAT_DOG, CAT_DOG_Y, classes=["cat", "dog"]) == ece(CAT_DOG, CAT_DOG_Y) == pytest.approx(0.0, abs=1e-12)
+    pd.testing.assert_frame_equal(calibration_report(CAT_DOG, CAT_DOG_Y, [0.9, 0.1], classes=["cat", "dog"]),
+                                  calibration_report(CAT_DOG, CAT_DOG_Y, [0.9, 0.1]))
+
+
+def test_calibration_report_takes_a_dataframe_with_string_labels():
+    """A DataFrame with string labels: the report equals that of the array with classes=."""
+    p, y = random_case(21, 300, 3)
+    names = np.array(["x", "y", "z"])
+    df = pd.DataFrame(p, columns=list(names))
+    pri = class_priors(np.repeat(names, [60, 30, 10]))
+    rep = calibration_report(df, names[y], pri)
+    pd.testing.assert_frame_equal(rep, calibration_report(p, names[y], pri, classes=list(names)))
+    assert rep.columns.name == "rare class: 'z'"
+
+
+def _nll_at_t(s, y, t):
+    return nll(softmax_scores(s, t), y)
+
+
+def test_fit_temperature_searches_past_the_old_bound():
+    """Logits 100 times too sharp: the fitted T is near 100 (not 20, the old bound) and has the lower NLL."""
+    p, _ = random_case(7, 2000, 4, concentration=0.8)
+    y = (np.random.default_rng(8).random(len(p))[:, None] > p.cumsum(1)).sum(1)  # p is calibrated
+    s = 100 * np.log(p)
+    t = fit_temperature(s, y)
+    assert 80 < t < 120 and _nll_at_t(s, y, t) < _nll_at_t(s, y, 20) - 0.5
+    assert _nll_at_t(s, y, t) <= min(_nll_at_t(s, y, t * f) for f in (0.99, 1.01))
+    small = fit_temperature(s / 1e4, y)  # 100 times too soft: T near 0.01, below the old lower bound 0.05
+    assert small == pytest.approx(t / 1e4, rel=1e-3)
+
+
+def test_fit_temperature_refuses_an_optimum_at_an_explicit_bound():
+    """With explicit bounds, an optimum at either end is an error that says how to widen them."""
+    p, _ = random_case(7, 2000, 4, concentration=0.8)
+    y = (np.random.default_rng(8).random(len(p))[:, None] > p.cumsum(1)).sum(1)
+    with pytest.raises(ValueError, match=r"upper bound T = 20 .*widen.*bounds=\(0\.05, 2000\)"):
+        fit_temperature(100 * np.log(p), y, bounds=(0.05, 20))
+    with pytest.raises(ValueError, match=r"lower bound T = 0\.05 .*widen.*bounds=\(0\.0005, 20\)"):
+        fit_temperature(np.log(p) / 100, y, bounds=(0.05, 20))
+
+
+def test_fit_temperature_refuses_scores_that_say_nothing_of_the_labels():
+    """Scores that rank the true class no higher than the mean class: the NLL falls as T grows; refused, not T = cap."""
+    s = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
+    y = np.array([1, 0, 1, 1])  # three in four wrong
+    for bounds in (None, (0.05, 20)):
+        with pytest.raises(ValueError, match=r"NLL keeps falling as T grows.*no higher than the average class"):
+            fit_temperature(s, y, bounds=bounds)
+
+
+def test_fit_temperature_docstring_states_the_no_error_case():
+    """The no-error special case (the lower bound is returned) is documented where the function is."""
+    assert "lower bound" in fit_temperature.__doc__ and "no error" in fit_temperature.__doc__
+
+
+def test_softmax_scores_of_huge_logits_is_finite_without_warnings():
+    """Logits of 1e307 at T = 0.05 give probabilities, not NaN (the row maximum is subtracted first)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert softmax_scores([[1e307, 0.0]], 0.05).tolist() == [[1.0, 0.0]]
+        assert softmax_scores([[1e307, -np.inf, -1e307]], 0.05).tolist() == [[1.0, 0.0, 0.0]]
+
+
+def test_fit_temperature_is_not_upset_by_a_huge_logit():
+    """A row of huge, correct logits adds nothing to the NLL, so T is that of the other rows, without warnings."""
+    import warnings
+    p, _ = random_case(5, 500, 3, concentration=0.8)
+    y = (np.random.default_rng(6).random(len(p))[:, None] > p.cumsum(1)).sum(1)
+    s = 0.5 * np.log(p)  # T near 0.5: s / T would overflow for the huge row
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = fit_temperature(np.vstack([s, [[1.7e308, 0.0, 0.0]]]), np.r_[y, 0])
+    assert t == pytest.approx(fit_temperature(s, y), rel=1e-4)
+
+
+def test_plot_reliability_takes_classes_for_label_arrays():
+    """plot_reliability(classes=) lets array curves use class labels; DataFrame curves keep their columns."""
+    import matplotlib.pyplot as plt
+    p, y = random_case(1, 200, 3)
+    names = np.array(["x", "y", "z"])
+    df = pd.DataFrame(p[:, ::-1], columns=["z", "y", "x"])
+    ax = plot_reliability({"array": (p, names[y]), "frame": (df, names[y])}, classes=["x", "y", "z"])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[1:] == [f"array (ECE {ece(p, y):.3f})", f"frame (ECE {ece(p, y):.3f})"]
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="pass `classes=`"):  # the advice of the error is now a real parameter
+        plot_reliability({"array": (p, names[y])})
+
+
+def test_binary_brier_is_twice_sklearns_and_the_docstring_says_so():
+    """For two classes brier is the multiclass form, 2 * sklearn's brier_score_loss, and its docstring says so."""
+    from sklearn.metrics import brier_score_loss
+    p, y = random_case(13, 300, 2)
+    assert brier(p, y) == pytest.approx(2 * brier_score_loss(y, p[:, 1]), rel=1e-12)
+    assert "twice" in brier.__doc__ and "brier_score_loss" in brier.__doc__
