@@ -139,10 +139,17 @@ def check_seed(
 
 # %% ../nbs/00_checks.ipynb #782197a2
 def check_gamma(
-    value,  # the focusing parameter
+    value,  # the focusing parameter: a number, or a one-element tensor or array without grad
     name: str = "gamma",  # the argument's name, e.g. "gammas[2]"
 ) -> float:  # gamma as a float
     "`value` as a float, after checking it is a valid focusing parameter: a finite number >= 0."
+    if getattr(value, "requires_grad", False) is True:  # a torch tensor, without importing torch
+        raise TypeError(f"{name} is a fixed hyperparameter that the loss does not differentiate, got a tensor that "
+                        f"requires grad, {_got(value)}; pass `float({name})` (or `{name}.item()`) if a fixed value "
+                        "is intended.")
+    size = value.numel() if hasattr(value, "numel") else getattr(value, "size", None)
+    if size == 1 and not isinstance(value, numbers.Number) and hasattr(value, "item"):
+        value = value.item()  # a one-element tensor or array counts as its number (NumPy scalars are numbers)
     return check_number(name, value, low=0, hint="0 is (alpha-weighted) cross-entropy, 2 is Lin et al.'s default, "
                                                  "AutoGluon's focal-loss tutorial uses 1")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import weakref
 
 import numpy as np
 import torch
@@ -61,17 +60,18 @@ def _weights(logp, q, a, gamma: float, need_w: bool, xp, fmin: float):
     return m, t if h is None else h * t
 
 # %% ../nbs/01_losses.ipynb #44a54bb0
-_BASES: dict = {}  # (N, C, D) -> where class 0 of each position sits in a contiguous (N, C, d1, ...) tensor
+_BASES: dict = {}  # (C, target shape) -> where class 0 of each position sits in a contiguous (N, C, d1, ...) tensor
 
 
 def _flat_targets(shape, y):
     "Flat indices into a contiguous tensor of `shape` (N, C, d1, ...) of each position's target entry, y (N, d1, ...)."
     N, C, D = shape[0], shape[1], math.prod(shape[2:])
-    base = _BASES.get((N, C, D))
+    key = (C, y.shape)  # the shape itself: (2, 2, 3) and (2, 3, 2), or (N,) and (N, 1), have the same N, C and D
+    base = _BASES.get(key)
     if base is None:
         if len(_BASES) > 32:
             _BASES.clear()
-        base = _BASES[N, C, D] = (np.arange(N)[:, None] * (C * D) + np.arange(D)).reshape(y.shape)
+        base = _BASES[key] = (np.arange(N)[:, None] * (C * D) + np.arange(D)).reshape(y.shape)
     return base + y if D == 1 else base + y * D
 
 
@@ -219,26 +219,31 @@ class _FocalLossFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, args):  # args: (target, alpha, gamma, reduction, ignore_index), one argument for speed
         loss, G = _loss_and_grad(logits, *args, ctx.needs_input_grad[0])
-        if G is not None:
-            ctx.save_for_backward(logits)
-            ctx.G, ctx.args = G, args
+        if G is not None:  # target and alpha too: one edited in place before the backward fails, as in cross-entropy
+            ctx.save_for_backward(logits, _saveable(args[0]), None if args[1] is None else _saveable(args[1]))
+            ctx.G, ctx.args = G, args[2:]
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        logits, = ctx.saved_tensors
-        target, alpha, gamma, reduction, ignore_index = ctx.args
+        logits, target, alpha = ctx.saved_tensors
+        gamma, reduction, ignore_index = ctx.args
         if torch.is_grad_enabled():  # create_graph=True (double backward): differentiate the reference instead
             t, ignored, n = _targets(target, logits.shape[1], ignore_index)
             return _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n), None
         G, ctx.G = ctx.G, None  # handed over to autograd, which keeps it as the gradient: no copy
         if G is None:  # a second backward (retain_graph=True): compute it again
-            G = _loss_and_grad(logits, *ctx.args, True)[1]
+            G = _loss_and_grad(logits, target, alpha, gamma, reduction, ignore_index, True)[1]
         if reduction == "none":
             G.mul_(grad.unsqueeze(1))
         elif grad.device.type != "cpu" or grad.item() != 1:  # on a GPU, never read back
             G.mul_(grad)
         return (G if G.dtype == logits.dtype else G.to(logits.dtype)), None
+
+
+def _saveable(t: torch.Tensor) -> torch.Tensor:
+    "`t`, or a copy of it if it was made under `torch.inference_mode()`: such tensors cannot be saved for backward."
+    return t.clone() if t.is_inference() else t
 
 # %% ../nbs/01_losses.ipynb #eed12b74
 def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
@@ -375,19 +380,6 @@ def _targets(target: torch.Tensor, C: int, ignore_index: int):
 
 # %% ../nbs/01_losses.ipynb #9076ed1f
 _F32 = torch.finfo(torch.float32)
-_CHECKED: dict = {}  # id(alpha tensor) -> (weak reference to it, version whose values passed the checks)
-
-
-def _checked(alpha: torch.Tensor) -> bool:
-    "Whether the values of `alpha` passed the checks and have not been changed since (in place, or by load_state_dict)."
-    entry = _CHECKED.get(id(alpha))
-    return entry is not None and entry[0]() is alpha and entry[1] == alpha._version
-
-
-def _mark_checked(alpha: torch.Tensor) -> None:
-    key = id(alpha)
-    if not alpha.is_inference():  # an inference tensor keeps no version counter: checked at every call
-        _CHECKED[key] = (weakref.ref(alpha, lambda _, key=key: _CHECKED.pop(key, None)), alpha._version)
 
 
 def _check_range(a: torch.Tensor, name: str) -> None:
@@ -401,6 +393,16 @@ def _check_range(a: torch.Tensor, name: str) -> None:
                              "(e.g. `class_weights(labels)`, which sum to 1).")
 
 
+def _extremes(a: torch.Tensor) -> tuple:
+    "The smallest and the largest weight of `a` (both NaN if one is NaN), by a Python list for a few classes (faster)."
+    if a.numel() > 32:
+        lo, hi = torch.aminmax(a)
+        return lo.item(), hi.item()
+    v = a.tolist()
+    s = sum(v)  # NaN if a weight is: min and max may step over a NaN
+    return (min(v), max(v)) if s == s else (s, s)
+
+
 def _assert_alpha(a: torch.Tensor, name: str) -> torch.Tensor:
     "Check alpha's values on its device, without waiting for it: a bad value fails at the next synchronisation."
     lo, hi = torch.aminmax(a)
@@ -412,8 +414,9 @@ def _assert_alpha(a: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _alpha_tensor(alpha, n_classes: int | None = None, name: str = "alpha", sync: bool = False) -> torch.Tensor | None:
-    """`alpha` as a 1-D tensor (float64 unless it was a tensor) after `check_alpha`'s checks and float32's range;
-    a tensor's values are read on CPU (on a GPU too if `sync`) once per version, else checked on the device."""
+    """`alpha` as a 1-D tensor (float64 unless it was a tensor; float32 for a float16/bfloat16 one) after
+    `check_alpha`'s checks and float32's range; a tensor's values are read at every call on CPU (on a GPU too if
+    `sync`), else checked on the device."""
     if alpha is None:
         return None
     if not isinstance(alpha, torch.Tensor):
@@ -426,17 +429,18 @@ def _alpha_tensor(alpha, n_classes: int | None = None, name: str = "alpha", sync
         check_alpha(alpha.detach().cpu(), n_classes, None, name)  # raises, with the checker's message
         raise TypeError(f"{name} must be a 1-D tensor with one real weight per class.")  # in case it did not
     a = alpha.detach() if alpha.requires_grad else alpha  # weights are not trained
+    if a.dtype in _COMPUTE:
+        a = a.float()  # float16/bfloat16 weights: used in float32, as FocalLoss keeps them
     if torch.compiler.is_compiling():
         return _assert_alpha(a, name)
-    if not _checked(alpha):
-        if a.device.type == "cpu" or sync:
-            lo, hi = (float(v) for v in torch.aminmax(a))
-            if not (0 <= lo and 0 < hi < float("inf")):  # NaN fails both
-                check_alpha(a.cpu(), n_classes, None, name)  # raises, with the checker's message
+    if a.is_cpu or sync:  # every call: an edit through .data or .numpy() leaves no trace to go by
+        lo, hi = _extremes(a)
+        if not (0 <= lo and 0 < hi < float("inf")):  # NaN fails both
+            check_alpha(a.cpu(), n_classes, None, name)  # raises, with the checker's message
+        if a.dtype == torch.float64 and (hi > _F32.max or lo < _F32.tiny):  # else every weight fits float32
             _check_range(a, name)
-        else:
-            _assert_alpha(a, name)
-        _mark_checked(alpha)
+    else:
+        _assert_alpha(a, name)
     return a
 
 # %% ../nbs/01_losses.ipynb #dabfb27c
@@ -447,24 +451,61 @@ def _focal(logits, target, alpha, gamma, reduction, ignore_index):
         out = _focal(logits[None], target[None], alpha, gamma, reduction, ignore_index)
         return out[0] if reduction == "none" else out
     if alpha is not None:
+        if _transforming() and _vmapped(alpha):
+            raise TypeError("focal_loss: alpha cannot be batched by torch.func.vmap, since its values are checked "
+                            "before use; pass one alpha for all (vmap over the logits and targets), or use "
+                            "focal_loss_reference, which checks nothing.")
         alpha = _alpha_tensor(alpha, C)
         if alpha.device != logits.device:  # a pinned copy: no wait for the GPU
             alpha = alpha.pin_memory().to(logits.device, non_blocking=True) if logits.is_cuda else alpha.to(logits.device)
     if torch.compiler.is_compiling():
-        t, ignored, n = _targets(target, C, ignore_index)
-        x = logits.masked_fill(ignored, 0.0)  # an ignored row's NaN cannot reach the gradient
-        loss = focal_loss_reference(x, t.squeeze(1), alpha, gamma).masked_fill(ignored.squeeze(1), 0.0)
-        return loss if reduction == "none" else loss.sum() / n if reduction == "mean" else loss.sum()
+        return _reference_loss(logits, *_targets(target, C, ignore_index), alpha, gamma, reduction)
+    if _transforming():  # torch.func (grad, vmap, jacrev, jvp, ...): the reference, whose operations they all support
+        return _reference_loss(logits, *_func_targets(target, C, ignore_index), alpha, gamma, reduction)
     if _use_fused(logits):
         return _fused()(logits, target, alpha, gamma, reduction, ignore_index, _reference_grad)
     return _FocalLossFn.apply(logits, (target, alpha, gamma, reduction, ignore_index))
+
+
+def _reference_loss(logits, t, ignored, n, alpha, gamma, reduction):
+    "The loss by `focal_loss_reference`, from `_targets`' three values: plain operations, for compilers and torch.func."
+    x = logits.masked_fill(ignored, 0.0)  # an ignored row's NaN cannot reach the gradient
+    loss = focal_loss_reference(x, t.squeeze(1), alpha, gamma).masked_fill(ignored.squeeze(1), 0.0)
+    return loss if reduction == "none" else loss.sum() / n if reduction == "mean" else loss.sum()
+
+
+_transforming = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)  # whether torch.func is at work
+
+
+def _vmapped(t) -> bool:
+    "Whether `t` is a tensor that torch.func.vmap batches (at any of its levels): its values cannot be read then."
+    f = torch._C._functorch
+    while isinstance(t, torch.Tensor) and f.is_functorch_wrapped_tensor(t):
+        if f.is_batchedtensor(t):
+            return True
+        t = f.get_unwrapped(t)
+    return False
+
+
+def _func_targets(target, C: int, ignore_index: int):
+    """`_targets` under torch.func. On CPU a bad target raises the usual ValueError; under vmap, where no value can be
+    read, it is left in place, for the index check of `gather` to refuse (an error, never a number)."""
+    if target.device.type != "cpu" and not _vmapped(target):
+        return _targets(target, C, ignore_index)
+    t = target.long().unsqueeze(1)
+    ignored = t == ignore_index
+    if not _vmapped(target):
+        bad = (((t < 0) | (t >= C)) & ~ignored).reshape(-1).nonzero()
+        if len(bad):
+            raise _bad_target(target, int(bad[0]), C, ignore_index)
+    return t.masked_fill(ignored, 0), ignored, (~ignored).sum()
 
 # %% ../nbs/01_losses.ipynb #50ea3f7b
 def focal_loss(
     logits: torch.Tensor,  # raw scores, (N, C) or (N, C, d1, ...) like F.cross_entropy; float16/bfloat16 computed in float32
     target: torch.Tensor,  # class indices of any integer dtype, (N) or (N, d1, ...)
     alpha=None,  # per-class weights (list, tuple, numpy array, tensor, e.g. `class_weights(...)`), or None for all 1
-    gamma: float = 2.0,  # focusing parameter >= 0; 0 gives (alpha-weighted) cross-entropy
+    gamma: float = 2.0,  # focusing parameter >= 0 (0: alpha-weighted cross-entropy); a number, or a 1-element tensor without grad
     reduction: str = "mean",  # "mean" over non-ignored samples, "sum", or "none" (per sample, ignored ones 0)
     ignore_index: int = -100,  # targets equal to this contribute 0 and are not counted by "mean"
 ) -> torch.Tensor:  # a scalar, or per-sample losses for reduction="none" (float32 for half inputs)
@@ -479,7 +520,7 @@ class FocalLoss(nn.Module):
     def __init__(
         self,
         alpha=None,  # per-class weights (list, tuple, numpy array, tensor, `class_weights(...)`), or None
-        gamma: float = 2.0,  # focusing parameter >= 0
+        gamma: float = 2.0,  # focusing parameter >= 0; a number, or a one-element tensor without grad (gamma is not learnt)
         reduction: str = "mean",  # "mean" (over non-ignored samples), "sum" or "none"
         ignore_index: int = -100,  # targets equal to this contribute 0
     ):
@@ -495,9 +536,8 @@ class FocalLoss(nn.Module):
             if value is not None:
                 dtype = torch.promote_types(torch.get_default_dtype() if old is None else old.dtype, torch.float32)
                 value = value.to(dtype=dtype, device=None if old is None else old.device)
-                _mark_checked(value)
         elif name == "gamma":
-            value = check_gamma(value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value)
+            value = check_gamma(value)
         elif name == "reduction":
             value = check_choice("reduction", value, REDUCTIONS)
         elif name == "ignore_index":

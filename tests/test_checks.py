@@ -96,6 +96,36 @@ def test_check_gamma_says_what_the_values_mean(gamma, error):
     assert "seed" not in str(e.value)
 
 
+@pytest.mark.parametrize("make", [lambda torch: torch.tensor(0.5), lambda torch: torch.tensor([0.5]),
+                                  lambda torch: np.array(0.5), lambda torch: np.array([0.5]), lambda torch: np.float32(0.5)],
+                         ids=["tensor0d", "tensor1", "array0d", "array1", "np-scalar"])
+def test_check_gamma_reads_a_one_element_tensor_or_array(make):
+    "A one-element tensor or array without grad counts as its number (issue 26, item 19)."
+    value = check_gamma(make(pytest.importorskip("torch")))
+    assert value == 0.5 and type(value) is float
+
+
+def test_check_gamma_refuses_a_tensor_that_requires_grad():
+    "The loss does not differentiate gamma: a tensor with grad is refused, with the way to pass its value (item 19)."
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError) as e:
+        check_gamma(torch.tensor(2.0, requires_grad=True), "gammas[1]")
+    assert str(e.value).startswith("gammas[1] is a fixed hyperparameter that the loss does not differentiate")
+    assert "`float(gammas[1])` (or `gammas[1].item()`)" in str(e.value)
+
+
+@pytest.mark.parametrize("make, error", [(lambda torch: torch.tensor(-1.0), ValueError),
+                                         (lambda torch: torch.tensor([1.0, 2.0]), TypeError),
+                                         (lambda torch: np.array([float("nan")]), ValueError),
+                                         (lambda torch: torch.tensor(True), TypeError)],
+                         ids=["negative", "two-elements", "nan-array", "bool"])
+def test_check_gamma_checks_a_tensors_value_as_a_number(make, error):
+    "A tensor's or array's value gets the checks and the message a number gets (item 19)."
+    with pytest.raises(error) as e:
+        check_gamma(make(pytest.importorskip("torch")))
+    assert str(e.value).startswith("gamma must be a finite number >= 0, got ")
+
+
 @pytest.mark.parametrize("factor, error", [(0, ValueError), (1.5, ValueError), (-0.1, ValueError),
                                            (float("nan"), ValueError), ("1/3", TypeError), (True, TypeError)])
 def test_check_factor_one_message(factor, error):

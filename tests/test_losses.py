@@ -746,3 +746,251 @@ def test_compiled_bad_target_gives_the_packages_message():
     torch._dynamo.reset()
     with pytest.raises(RuntimeError, match=r"focal_loss: a target is outside \[0, 4\) and is not ignore_index=-100"):
         torch.compile(focal_loss)(torch.randn(5, 4), torch.tensor([0, 1, 2, 7, 0]))
+
+
+# ---------------------------------------------------------------- issue 26: saved targets and alpha, alpha read every call
+
+def _edited_after_forward(alpha_too: bool):
+    "A loss, then an in-place edit of the target (or alpha) it was computed for."
+    x, y = data(8, 4)
+    y, a = y.clone(), torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=F64)
+    loss = focal_loss(x, y, a, 2.0)
+    (a if alpha_too else y).fill_(3)
+    return x, loss
+
+
+@pytest.mark.parametrize("alpha_too", [False, True])
+def test_edit_after_forward_fails_under_create_graph(alpha_too):
+    "As in F.cross_entropy, the backward refuses a target or alpha edited in place since the forward (item 5)."
+    x, loss = _edited_after_forward(alpha_too)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, x, create_graph=True)
+
+
+@pytest.mark.parametrize("alpha_too", [False, True])
+def test_edit_between_two_retained_backwards_fails(alpha_too):
+    "The second backward of a retained graph recomputes the gradient: not for an edited target or alpha (item 5)."
+    x, y = data(8, 4)
+    y, a = y.clone(), torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=F64)
+    loss = focal_loss(x, y, a, 2.0)
+    torch.autograd.grad(loss, x, retain_graph=True)
+    (a if alpha_too else y).fill_(3)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, x)
+
+
+def test_cross_entropy_refuses_the_same_target_edit():
+    "The behaviour copied: F.cross_entropy's backward after an in-place edit of the target."
+    x, y = data(8, 4)
+    y = y.clone()
+    loss = F.cross_entropy(x, y)
+    y.fill_(3)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, x, create_graph=True)
+
+
+def test_inference_mode_target_and_alpha_still_train():
+    "Tensors made under inference_mode cannot be saved for backward: the loss keeps a copy of them instead."
+    x, y = data(8, 4)
+    with torch.inference_mode():
+        yi, ai = y.clone(), torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=F64)
+    torch.testing.assert_close(grad(focal_loss(x, yi, ai), x), grad(focal_loss(x, y, ai.clone()), x), rtol=0, atol=0)
+
+
+def _edit_data(a, value):
+    a.data[1] = value
+
+
+def _edit_numpy(a, value):
+    a.numpy()[1] = value
+
+
+@pytest.mark.parametrize("C", [4, 40])  # few classes: the weights are read as a list; more: by aminmax
+@pytest.mark.parametrize("value", [-5.0, float("nan")])
+@pytest.mark.parametrize("edit", [_edit_data, _edit_numpy], ids=["data", "numpy"])
+def test_alpha_edit_without_a_version_bump_is_checked(edit, value, C):
+    "Edits through .data or .numpy() leave the version counter alone; the values are read at every call (item 6)."
+    x, y = data(6, C, dtype=F32)
+    w = torch.linspace(0.1, 1.0, C)
+    focal_loss(x, y, w)
+    edit(w, value)
+    with pytest.raises(ValueError, match=r"alpha\[1\] must be a finite number >= 0"):
+        focal_loss(x, y, w)
+
+
+def test_alpha_from_numpy_edited_through_its_array_is_checked():
+    "torch.from_numpy shares the array's memory: a write to the array changes alpha without a version bump (item 6)."
+    x, y = data(6, 4, dtype=F32)
+    array = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+    w = torch.from_numpy(array)
+    focal_loss(x, y, w)
+    array[1] = -5.0
+    with pytest.raises(ValueError, match=r"alpha\[1\] must be a finite number >= 0"):
+        focal_loss(x, y, w)
+
+
+def test_module_buffer_edited_through_data_is_checked():
+    "FocalLoss's buffer changed by crit.alpha.data.copy_(...) is refused at the next call (item 6)."
+    x, y = data(6, 4, dtype=F32)
+    crit = FocalLoss([0.1, 0.2, 0.3, 0.4])
+    crit(x, y)
+    crit.alpha.data.copy_(torch.tensor([0.1, -5.0, 0.3, 0.4]))
+    with pytest.raises(ValueError, match=r"alpha\[1\] must be a finite number >= 0"):
+        crit(x, y)
+
+
+# ---------------------------------------------------------------- issue 26: shapes without numba, half alpha
+
+@pytest.mark.parametrize("shapes", [((2, 3, 2, 3), (2, 3, 3, 2)), ((5, 3), (5, 3, 1)), ((5, 3, 1), (5, 3))],
+                         ids=["2x3-3x2", "NC-NC1", "NC1-NC"])
+@pytest.mark.parametrize("C_path", ["lse", "softmax"])
+def test_another_spatial_shape_with_the_same_size_without_numba(monkeypatch, shapes, C_path):
+    "The NumPy path's target offsets follow the target's shape, not only N, C and the number of positions (item 12)."
+    monkeypatch.setattr(losses, "_KERNEL", [None])  # as tests/_loss_path.py does for the "numpy" path
+    monkeypatch.setattr(losses, "KERNEL_MAX", 0)
+    monkeypatch.setattr(losses, "SMALL_C", 10**9 if C_path == "lse" else 0)
+    monkeypatch.setattr(losses, "_BASES", {})
+    for i, (N, C, *extra) in enumerate(shapes):
+        x, y = data(N, C, extra=tuple(extra), seed=i)
+        loss = focal_loss(x, y, reduction="none")
+        ref = focal_loss_reference(x, y)
+        torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(grad(loss, x), grad(ref, x), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("C", [SMALL, LARGE])
+def test_half_alpha_tensor_is_computed_in_float32(half, dtype, C):
+    "A float16/bfloat16 alpha gives exactly what its float32 copy gives, as FocalLoss keeps it (item 13)."
+    x, y = data(8, C, dtype=dtype)
+    a = torch.linspace(0.1, 1.0, C).to(half)
+    ours, ref = focal_loss(x, y, a, 2.0, "none"), focal_loss(x, y, a.float(), 2.0, "none")
+    assert torch.equal(ours, ref)
+    assert torch.equal(grad(ours, x), grad(ref, x))
+    assert torch.equal(FocalLoss(a, reduction="none")(x, y), ref)
+
+
+# ---------------------------------------------------------------- issue 26: torch.func
+
+def _func_batch(C=5, ignore=True):
+    x, y = data(6, C, seed=7)
+    if ignore:
+        y[2] = -100
+    return x.detach(), y
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_func_grad_is_cross_entropys_at_gamma_0(reduction):
+    "torch.func.grad takes the reference path: at gamma = 0 it is F.cross_entropy's gradient, ignored row included (item 18)."
+    x, y = _func_batch()
+    ours = torch.func.grad(lambda t: focal_loss(t, y, gamma=0, reduction=reduction))(x)
+    ce = torch.func.grad(lambda t: F.cross_entropy(t, y, reduction=reduction))(x)
+    torch.testing.assert_close(ours, ce, rtol=1e-12, atol=1e-14)
+
+
+def test_func_grad_equals_autograd():
+    "With alpha and gamma = 2, torch.func.grad equals the autograd gradient of the same loss (item 18)."
+    x, y = _func_batch()
+    alpha = torch.tensor([0.1, 0.2, 0.3, 0.2, 0.2], dtype=F64)
+    ours = torch.func.grad(lambda t: focal_loss(t, y, alpha, 2.0))(x)
+    xr = x.clone().requires_grad_()
+    torch.testing.assert_close(ours, grad(focal_loss(xr, y, alpha, 2.0), xr), rtol=1e-12, atol=1e-14)
+
+
+def test_func_vmap_per_sample_gradients():
+    "vmap(grad(...)) over samples gives each sample's gradient; an ignored one gives 0 (item 18)."
+    x, y = _func_batch()
+    per_sample = torch.func.vmap(torch.func.grad(lambda xi, yi: focal_loss(xi, yi, gamma=2.0, reduction="sum")))(x, y)
+    for i in range(len(y)):
+        xi = x[i:i + 1].clone().requires_grad_()
+        torch.testing.assert_close(per_sample[i], grad(focal_loss(xi, y[i:i + 1], gamma=2.0, reduction="sum"), xi)[0],
+                                   rtol=1e-12, atol=1e-14)
+    assert (per_sample[2] == 0).all()
+
+
+def test_func_vmap_over_batches_equals_the_loop():
+    "vmap over a leading dimension of batches: one loss per batch, as a loop over them gives (item 18)."
+    xs = torch.stack([_func_batch()[0], 2 * _func_batch()[0]])
+    ys = torch.stack([_func_batch()[1], _func_batch(ignore=False)[1]])
+    out = torch.func.vmap(lambda xb, yb: focal_loss(xb, yb, [0.1, 0.2, 0.3, 0.2, 0.2], 1.5))(xs, ys)
+    torch.testing.assert_close(out, torch.stack([focal_loss(xs[i], ys[i], [0.1, 0.2, 0.3, 0.2, 0.2], 1.5)
+                                                 for i in range(2)]), rtol=1e-12, atol=1e-14)
+
+
+def test_func_jacrev_is_cross_entropys_at_gamma_0():
+    "jacrev of the per-sample losses equals F.cross_entropy's at gamma = 0, the ignored row's 0 included (item 18)."
+    x, y = _func_batch()
+    ours = torch.func.jacrev(lambda t: focal_loss(t, y, gamma=0, reduction="none"))(x)
+    ce = torch.func.jacrev(lambda t: F.cross_entropy(t, y, reduction="none"))(x)
+    torch.testing.assert_close(ours, ce, rtol=1e-12, atol=1e-14)
+
+
+def test_func_jvp_is_cross_entropys_at_gamma_0():
+    "Forward mode (jvp) equals F.cross_entropy's at gamma = 0 with an ignored row (item 18)."
+    x, y = _func_batch()
+    v = torch.randn(x.shape, dtype=F64, generator=torch.Generator().manual_seed(1))
+    ours = torch.func.jvp(lambda t: focal_loss(t, y, gamma=0), (x,), (v,))
+    ce = torch.func.jvp(lambda t: F.cross_entropy(t, y), (x,), (v,))
+    torch.testing.assert_close(ours, ce, rtol=1e-12, atol=1e-14)
+
+
+def test_func_jvp_equals_the_reference():
+    "jvp with alpha and gamma = 2 equals the directional derivative of focal_loss_reference (item 18)."
+    x, y = _func_batch(ignore=False)
+    alpha, v = torch.tensor([0.1, 0.2, 0.3, 0.2, 0.2], dtype=F64), torch.ones_like(x)
+    ours = torch.func.jvp(lambda t: focal_loss(t, y, alpha, 2.0, "none"), (x,), (v,))
+    ref = torch.func.jvp(lambda t: focal_loss_reference(t, y, alpha, 2.0), (x,), (v,))
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_func_grad_refuses_a_bad_target_with_the_usual_message():
+    "Under torch.func.grad the target's values can be read: the eager ValueError, position and all (item 18)."
+    x, y = _func_batch()
+    y[4] = 9
+    with pytest.raises(ValueError, match=r"class index 9 at position 4, outside \[0, 5\)"):
+        torch.func.grad(lambda t: focal_loss(t, y))(x)
+
+
+def test_func_vmap_over_targets_refuses_a_bad_target():
+    "Under vmap a batched target cannot be read: a bad one still fails (gather's index check), never a number (item 18)."
+    x, y = _func_batch(ignore=False)
+    y[4] = 9
+    with pytest.raises(RuntimeError, match="index 9 is out of bounds"):
+        torch.func.vmap(lambda xi, yi: focal_loss(xi, yi, gamma=2.0))(x, y)
+
+
+def test_func_vmap_over_alpha_is_refused():
+    "alpha batched by vmap cannot have its values checked: refused with the package's message (item 18)."
+    x, y = _func_batch()
+    alphas = torch.rand(3, 5, dtype=F64) + 0.1
+    with pytest.raises(TypeError, match="focal_loss: alpha cannot be batched by torch.func.vmap"):
+        torch.func.vmap(lambda a: focal_loss(x, y, a))(alphas)
+
+
+# ---------------------------------------------------------------- issue 26: gamma as a tensor
+
+@pytest.mark.parametrize("gamma", [torch.tensor(2.0), torch.tensor([2.0]), np.array(2.0), np.float32(2.0)],
+                         ids=["tensor0d", "tensor1", "array0d", "np-scalar"])
+def test_one_element_gamma_is_read_as_its_value(gamma):
+    "focal_loss and FocalLoss read a one-element tensor or array without grad as its number (item 19)."
+    x, y = data(6, 4)
+    ref = focal_loss(x, y, gamma=2.0)
+    torch.testing.assert_close(focal_loss(x, y, gamma=gamma), ref, rtol=0, atol=0)
+    crit = FocalLoss(gamma=gamma)
+    assert type(crit.gamma) is float and crit.gamma == 2.0
+
+
+def test_gamma_that_requires_grad_is_refused():
+    "gamma is not differentiated: a tensor that requires grad is refused, not silently detached (item 19)."
+    x, y = data(6, 4)
+    g = torch.tensor(2.0, requires_grad=True)
+    msg = r"gamma is a fixed hyperparameter that the loss does not differentiate.*float\(gamma\)"
+    with pytest.raises(TypeError, match=msg):
+        focal_loss(x, y, gamma=g)
+    with pytest.raises(TypeError, match=msg):
+        FocalLoss(gamma=g)
+    crit = FocalLoss(gamma=1.0)
+    with pytest.raises(TypeError, match=msg):
+        crit.gamma = g
+    assert crit.gamma == 1.0
