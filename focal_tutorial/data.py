@@ -449,6 +449,8 @@ OFFLINE_HINT = ("Use the offline profile instead: `train_df, test_df = offline_d
                 "`{**profile_hyperparameters('offline'), 'model.timm_image.checkpoint_name': offline_backbone()}` "
                 "(focal_tutorial.automm); it needs no download.")
 _SHOPEE_TABLES = ("shopee/train.csv", "shopee/test.csv")  # what AutoGluon reads from the archive
+_SHOPEE_OWN = "focal_tutorial-shopee.zip"  # the package's own download; file.zip is AutoGluon's name, for any dataset
+_SHOPEE_LOCK = ".focal_tutorial-shopee.lock"  # held while one process downloads and extracts
 
 
 def _zip_problem(path: Path) -> str | None:
@@ -465,37 +467,162 @@ def _zip_problem(path: Path) -> str | None:
         return f"it is not a readable zip archive ({type(e).__name__}: {e})"
 
 
+def _read_shopee_table(folder: Path, split: str):
+    "shopee/{split}.csv in `folder` (a `shopee/` folder) read as AutoGluon reads it: (DataFrame, None), or (None, why it is unusable)."
+    name = f"shopee/{split}.csv"
+    try:
+        df = pd.read_csv(folder / f"{split}.csv")
+    except FileNotFoundError:
+        return None, f"{name} is missing"
+    except pd.errors.EmptyDataError:
+        return None, f"{name} is empty"
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
+        return None, f"{name} is not a readable CSV table ({type(e).__name__}: {e})"
+    missing = [repr(c) for c in ("image", "label") if c not in df.columns]
+    if missing:
+        return None, f"{name} has no column {' and no column '.join(missing)} (its columns: {list(df.columns)})"
+    if df.empty:
+        return None, f"{name} has no rows, only its header"
+    there = {}  # each image path checked once
+    for row, (image, label) in enumerate(zip(df["image"], df["label"]), start=1):  # row 1: the first below the header
+        if pd.isna(label):
+            return None, f"{name} row {row}: its label cell is empty"
+        if pd.isna(image) or not isinstance(image, str) or not image.strip():
+            cell = "empty" if pd.isna(image) else f"{image!r}, not a path"
+            return None, f"{name} row {row}: its image cell is {cell}"
+        for path in image.split(";"):  # AutoGluon's separator of several images
+            if path not in there:
+                there[path] = os.path.isfile(os.path.join(folder, path))
+            if not there[path]:
+                return None, f"{name} row {row}: its image {path} is not there"
+    return df, None
+
+
+def _read_shopee(folder: Path) -> tuple:
+    "The checked tables of the `shopee/` folder `folder`: (train, test, None), or (None, None, why they are unusable)."
+    train, problem = _read_shopee_table(folder, "train")
+    if problem:
+        return None, None, problem
+    test, problem = _read_shopee_table(folder, "test")
+    if problem:
+        return None, None, problem
+    trained = set(train["label"])
+    for row, label in enumerate(test["label"], start=1):
+        if label not in trained:
+            return None, None, (f"shopee/train.csv has no row of class {label!r}, which shopee/test.csv has "
+                                f"(row {row}): each class needs training images")
+    return train, test, None
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    "`with _file_lock(path):` one process at a time (fcntl.flock on `path`, created if missing; no lock without fcntl)."
+    try:
+        import fcntl
+    except ImportError:  # not on Linux or macOS: no lock, but the rename still never shows half a folder
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the process that holds it
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _unusable(archive: Path, problem: str, own: bool) -> RuntimeError:
+    "The error for a shopee archive that cannot be used; the package's own download is removed, anything else is kept."
+    if own:
+        archive.unlink(missing_ok=True)
+        return RuntimeError(f"The shopee archive {archive} is unusable: {problem}. It was removed, so the next call "
+                            "downloads it again.")
+    return RuntimeError(f"The shopee archive {archive} is unusable: {problem}. focal_tutorial did not write it, so it "
+                        "was left as it is: move it away (or pass another download_dir) and call again to download "
+                        "the archive.")
+
+
+def _extract_shopee(download_dir: Path, timeout: float) -> None:
+    """Under the lock: take the package's own archive, else a good `file.zip`, else download one (with AutoGluon's
+    downloader); extract it into a temporary folder, check its tables and images, and rename its `shopee/` into place."""
+    from autogluon.common.loaders import _utils as ag_download, load_archive
+    _clean_stale(download_dir)  # extractions that a killed process left behind
+    own, theirs = download_dir / _SHOPEE_OWN, download_dir / "file.zip"
+    for p in download_dir.glob(f"{_SHOPEE_OWN}.*-*-*-*-*"):  # AutoGluon's partial file of a killed download of ours
+        p.unlink(missing_ok=True)
+    note = ""
+    if own.exists():
+        problem = _zip_problem(own)
+        if problem:  # e.g. a proxy's error page saved as the archive
+            own.unlink()
+            note = f" The shopee archive {own} was removed: {problem}."
+    if own.exists():
+        archive = own
+    elif theirs.exists() and _zip_problem(theirs) is None:  # e.g. from AutoGluon's tutorial: used, never changed
+        archive = theirs
+    else:
+        if theirs.exists():  # AutoGluon's name for any dataset's download: not ours to remove
+            note += f" {theirs} is no shopee archive: {_zip_problem(theirs)}; it was left as it is."
+        if not has_internet(timeout=timeout):
+            raise ConnectionError(f"The shopee dataset is downloaded from {SHOPEE_URL}, which did not answer within "
+                                  f"{timeout} s: there seems to be no internet connection.{note} " + OFFLINE_HINT)
+        try:
+            ag_download.download(SHOPEE_URL, path=str(own))  # into a temporary file, renamed when complete
+        except Exception as e:
+            if own.exists():
+                raise
+            raise ConnectionError(f"Downloading the shopee dataset from {SHOPEE_URL} into {download_dir} failed "
+                                  f"({type(e).__name__}: {e}); it needs internet access to that address.{note} "
+                                  + OFFLINE_HINT) from e
+        archive = own
+        problem = _zip_problem(own)
+        if problem:  # e.g. an interrupted download
+            raise _unusable(own, problem, own=True)
+    final = download_dir / "shopee"
+    tmp = _tmp_name(final)
+    tmp.mkdir(mode=0o777)
+    try:
+        try:
+            load_archive.safe_unpack_archive(archive, tmp)  # what AutoGluon's loader extracts, but not in place
+        except ValueError as e:  # a member that would land outside the folder, or a link
+            raise _unusable(archive, f"AutoGluon refuses to extract it ({e})", own=archive == own) from e
+        problem = _read_shopee(tmp / "shopee")[2]
+        if problem:  # checked before the folder is trusted
+            raise _unusable(archive, problem, own=archive == own)
+        try:
+            os.rename(tmp / "shopee", final)  # atomic: readers find the whole folder or none
+        except OSError:
+            if not final.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def shopee_dataset(
-    download_dir=None,  # where AutoGluon puts file.zip and the shopee/ folder; default `default_cache_dir() / "shopee"`
+    download_dir=None,  # where the archive and the extracted shopee/ folder go; default `default_cache_dir() / "shopee"`
     timeout: float = 3.0,  # seconds for the connection check
 ) -> tuple:  # (train_df, test_df) with `image` (absolute paths) and `label`, as AutoGluon returns them
-    "AutoGluon's shopee download (the data of AutoGluon's focal-loss tutorial), cached; each way it can fail gets its own clear error."
+    "AutoGluon's shopee download (the data of AutoGluon's focal-loss tutorial), extracted once and checked; each way it can fail gets its own clear error."
     timeout = check_number("timeout", timeout, low=0, low_open=True, hint="seconds, e.g. 3")
     download_dir = _cache_dir(None) / "shopee" if download_dir is None else Path(download_dir).expanduser().resolve()
+    if download_dir.exists() and not download_dir.is_dir():
+        raise ValueError(f"download_dir {download_dir} is a file; pass a folder (or None for the cache folder).")
     try:
-        from autogluon.multimodal.utils.misc import shopee_dataset as _ag_shopee
+        from autogluon.multimodal.utils.misc import path_expander
     except ImportError as e:
         raise ImportError(f"shopee_dataset uses AutoGluon's loader, and autogluon.multimodal does not import here "
                           f"({type(e).__name__}: {e}). Install focal_tutorial with its `automm` extra "
                           "(autogluon.multimodal 1.6).") from e
-    archive = download_dir / "file.zip"
-    damaged = _zip_problem(archive) if archive.exists() else None
-    if damaged:  # AutoGluon reuses any file.zip it finds: a damaged one would fail on every call
-        archive.unlink()
-        damaged = f" The file.zip found in {download_dir} was removed: {damaged}."
-    if not archive.exists() and not has_internet(timeout=timeout):
-        raise ConnectionError(f"The shopee dataset is downloaded from {SHOPEE_URL}, which did not answer within "
-                              f"{timeout} s: there seems to be no internet connection.{damaged or ''} " + OFFLINE_HINT)
-    try:
-        return _ag_shopee(str(download_dir))
-    except Exception as e:
-        if not archive.exists():  # the download itself failed
-            raise ConnectionError(f"Downloading the shopee dataset from {SHOPEE_URL} into {download_dir} failed "
-                                  f"({type(e).__name__}: {e}); it needs internet access to that address. "
-                                  + OFFLINE_HINT) from e
-        problem = _zip_problem(archive)
-        if problem:  # e.g. an interrupted download
-            archive.unlink(missing_ok=True)
-            raise RuntimeError(f"The shopee archive {archive} is unusable: {problem}. It was removed, so the next "
-                               "call downloads it again.") from e
-        raise  # not about the download: AutoGluon's own error, unchanged
+    folder = download_dir / "shopee"
+    if not folder.exists():
+        download_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(download_dir / _SHOPEE_LOCK):
+            if not folder.exists():  # not extracted by another process meanwhile
+                _extract_shopee(download_dir, timeout)
+    train, test, problem = _read_shopee(folder)  # read as it is: extracted once, never overwritten
+    if problem:
+        raise RuntimeError(f"The extracted shopee data in {folder} is unusable: {problem}. It was left as it is: fix "
+                           f"the file, or remove the folder {folder} so that the next call extracts the archive again.")
+    base = os.path.join(str(download_dir), "shopee")  # as AutoGluon's loader: absolute paths under download_dir/shopee
+    for df in (train, test):
+        df["image"] = df["image"].apply(lambda ele: path_expander(ele, base_folder=base))
+    return train, test

@@ -18,7 +18,9 @@ def write_shopee_zip(
     test_per_class=(5, 4, 4, 3),  # an imbalanced test set, so the page's prose cannot assume a balanced one
     size: int = 32,
     seed: int = 0,
-) -> dict:  # {"train": counts per class, "test": counts per class}
+    repeat: int = 1,  # rows per image in the tables: a large table from a small archive (for the tests of races)
+    image_dir: str = "images",  # the images' folder inside shopee/ (a long name makes long rows)
+) -> dict:  # {"train": counts per class, "test": counts per class} (rows, so `repeat` times the images)
     "Write a shopee-like archive: one colour per class plus noise, so a model can learn it."
     from PIL import Image
     rng = np.random.default_rng(seed)
@@ -32,8 +34,8 @@ def write_shopee_zip(
                     pixels = np.clip(colours[c] + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
                     buf = io.BytesIO()
                     Image.fromarray(pixels).save(buf, format="JPEG")
-                    name = f"images/{split}_{c}_{i:03d}.jpg"
+                    name = f"{image_dir}/{split}_{c}_{i:03d}.jpg"
                     z.writestr(f"shopee/{name}", buf.getvalue())
-                    rows.append(f"{name},{c}")
+                    rows.extend([f"{name},{c}"] * repeat)
             z.writestr(f"shopee/{split}.csv", "\n".join(rows) + "\n")
-    return counts
+    return {split: {c: n * repeat for c, n in per_class.items()} for split, per_class in counts.items()}

@@ -283,10 +283,15 @@ def test_has_internet_bad_timeout():
         has_internet(timeout=0)
 
 
+def _no_download(monkeypatch):
+    "AutoGluon's downloader replaced by one that fails the test: nothing may be fetched."
+    loaders = pytest.importorskip("autogluon.common.loaders._utils")
+    monkeypatch.setattr(loaders, "download", lambda *a, **k: pytest.fail("tried to download"))
+
+
 def test_shopee_offline_message(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
-    misc = pytest.importorskip("autogluon.multimodal.utils.misc")  # its download must not be called
-    monkeypatch.setattr(misc, "shopee_dataset", lambda *a, **k: pytest.fail("tried to download"))
+    _no_download(monkeypatch)
     with pytest.raises(ConnectionError) as e:
         shopee_dataset(tmp_path / "shopee_here")
     msg = str(e.value)
@@ -294,33 +299,40 @@ def test_shopee_offline_message(monkeypatch, tmp_path):
 
 
 def test_shopee_download_failure_is_clear(monkeypatch, tmp_path):
-    "The download itself fails (no file.zip afterwards): a ConnectionError naming the address and the offline profile."
+    "The download itself fails (no archive afterwards): a ConnectionError naming the address and the offline profile."
     monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
-    misc = pytest.importorskip("autogluon.multimodal.utils.misc")
+    loaders = pytest.importorskip("autogluon.common.loaders._utils")
 
-    def broken(download_dir, **k):
+    def broken(url, path=None, **k):
         raise OSError("connection reset")
-    monkeypatch.setattr(misc, "shopee_dataset", broken)
+    monkeypatch.setattr(loaders, "download", broken)
     with pytest.raises(ConnectionError, match="needs internet.*offline_dataset") as e:
         shopee_dataset(tmp_path)
     assert isinstance(e.value.__cause__, OSError)
 
 
-def _stand_in_download(monkeypatch, calls):
-    "AutoGluon's downloader replaced by one that writes a good shopee archive, and, as AutoGluon's, only if none exists."
+def _stand_in_download(monkeypatch, calls, archive=None):
+    "AutoGluon's downloader replaced by one that writes a shopee archive (`archive(path)`, else a good one), and, as AutoGluon's, only if none exists."
     loaders = pytest.importorskip("autogluon.common.loaders._utils")
 
     def download(url, path=None, overwrite=False, sha1_hash=None, **k):
         calls.append(url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)  # as AutoGluon's does
         if not Path(path).exists():
-            write_shopee_zip(path, train_per_class=3, test_per_class=(2, 2, 2, 2))
+            if archive:
+                archive(path)
+            else:
+                write_shopee_zip(path, train_per_class=3, test_per_class=(2, 2, 2, 2))
         return path
     monkeypatch.setattr(loaders, "download", download)
 
 
+def _entries(folder):
+    return sorted(p.name for p in Path(folder).iterdir())
+
+
 def test_shopee_reads_autogluons_layout(monkeypatch, tmp_path):
-    "A good file.zip in the folder: AutoGluon's own loader reads it, with no download and no connection check."
+    "A good file.zip in the folder (AutoGluon's name): read as the source, with no download and no connection check."
     monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
     calls = []
     _stand_in_download(monkeypatch, calls)
@@ -329,7 +341,20 @@ def test_shopee_reads_autogluons_layout(monkeypatch, tmp_path):
     assert train["label"].value_counts().sort_index().to_dict() == counts["train"]
     assert test["label"].value_counts().sort_index().to_dict() == counts["test"]
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in [*train["image"], *test["image"]])
-    assert calls == [data.SHOPEE_URL]  # AutoGluon's download step ran and kept the file (it exists)
+    assert calls == [] and not (tmp_path / data._SHOPEE_OWN).exists()  # nothing downloaded beside it
+
+
+def test_shopee_returns_what_autogluons_loader_returns(monkeypatch, tmp_path):
+    "The same DataFrames as AutoGluon's own loader on the same folder: columns, absolute paths, dtypes."
+    import pandas as pd
+    misc = pytest.importorskip("autogluon.multimodal.utils.misc")
+    _stand_in_download(monkeypatch, [])
+    write_shopee_zip(tmp_path / "file.zip", train_per_class=3, test_per_class=(2, 1, 1, 1))
+    ours = shopee_dataset(tmp_path)
+    theirs = misc.shopee_dataset(str(tmp_path))  # unzips file.zip over shopee/ again, then reads it
+    for a, b in zip(ours, theirs):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert list(ours[0].columns) == ["image", "label"] and str(ours[0]["label"].dtype) == "int64"
 
 
 def test_shopee_downloads_into_the_cache_not_the_working_dir(monkeypatch, tmp_path):
@@ -340,40 +365,68 @@ def test_shopee_downloads_into_the_cache_not_the_working_dir(monkeypatch, tmp_pa
     _stand_in_download(monkeypatch, calls)
     train, _ = shopee_dataset()
     folder = tmp_path / "cache" / "shopee"
-    assert (folder / "file.zip").is_file() and calls == [data.SHOPEE_URL]
+    assert (folder / data._SHOPEE_OWN).is_file() and calls == [data.SHOPEE_URL]
     assert all(Path(p).is_relative_to(folder) for p in train["image"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing in the working directory
 
 
-def test_shopee_damaged_zip_is_fetched_again(monkeypatch, tmp_path):
-    "AutoGluon reuses any file.zip; a damaged one (half a download) is removed first and downloaded again."
+def test_shopee_damaged_own_archive_is_fetched_again(monkeypatch, tmp_path):
+    "A damaged archive of the package's own (half a download) is removed first and downloaded again."
     monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
     calls = []
     _stand_in_download(monkeypatch, calls)
-    (tmp_path / "file.zip").write_bytes(b"PK\x03\x04 half a download")
+    (tmp_path / data._SHOPEE_OWN).write_bytes(b"PK\x03\x04 half a download")
     train, test = shopee_dataset(tmp_path)
     assert len(train) == 12 and len(test) == 8 and calls == [data.SHOPEE_URL]
-    assert data._zip_problem(tmp_path / "file.zip") is None
+    assert data._zip_problem(tmp_path / data._SHOPEE_OWN) is None
 
 
-@pytest.mark.parametrize("content", ["not a zip", "other zip"])
-def test_shopee_damaged_zip_offline_says_so(monkeypatch, tmp_path, content):
+def _write_foreign(path, content):
+    "A file.zip that is not a shopee archive: a proxy's error page, or another dataset's AutoGluon download."
     import zipfile
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
-    misc = pytest.importorskip("autogluon.multimodal.utils.misc")
-    monkeypatch.setattr(misc, "shopee_dataset", lambda *a, **k: pytest.fail("tried to download"))
     if content == "not a zip":
-        (tmp_path / "file.zip").write_bytes(b"<html>proxy error</html>")
+        path.write_bytes(b"<html>proxy error</html>")
     else:
-        with zipfile.ZipFile(tmp_path / "file.zip", "w") as z:
+        with zipfile.ZipFile(path, "w") as z:
             z.writestr("other/train.csv", "image,label\n")
-    with pytest.raises(ConnectionError, match="was removed: .*offline_dataset"):
+
+
+@pytest.mark.parametrize("content", ["not a zip", "other dataset"])
+def test_shopee_keeps_a_foreign_file_zip(monkeypatch, tmp_path, content):
+    "A file.zip that is no shopee archive is not the package's to delete: left as it is, and shopee downloaded beside it."
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    calls = []
+    _stand_in_download(monkeypatch, calls)
+    _write_foreign(tmp_path / "file.zip", content)
+    before = (tmp_path / "file.zip").read_bytes()
+    train, _ = shopee_dataset(tmp_path)
+    assert (tmp_path / "file.zip").read_bytes() == before
+    assert len(train) == 12 and calls == [data.SHOPEE_URL] and (tmp_path / data._SHOPEE_OWN).is_file()
+
+
+@pytest.mark.parametrize("content", ["not a zip", "other dataset"])
+def test_shopee_offline_keeps_a_foreign_file_zip_and_says_so(monkeypatch, tmp_path, content):
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
+    _no_download(monkeypatch)
+    _write_foreign(tmp_path / "file.zip", content)
+    before = (tmp_path / "file.zip").read_bytes()
+    with pytest.raises(ConnectionError, match="file.zip is no shopee archive: .*; it was left as it is.*offline_dataset"):
         shopee_dataset(tmp_path)
-    assert not (tmp_path / "file.zip").exists()
+    assert (tmp_path / "file.zip").read_bytes() == before
+
+
+def test_shopee_damaged_own_archive_offline_says_so(monkeypatch, tmp_path):
+    "Offline, a damaged archive of the package's own is removed all the same, and the error says so."
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
+    _no_download(monkeypatch)
+    (tmp_path / data._SHOPEE_OWN).write_bytes(b"<html>proxy error</html>")
+    with pytest.raises(ConnectionError, match="was removed: it is not a readable zip.*offline_dataset"):
+        shopee_dataset(tmp_path)
+    assert not (tmp_path / data._SHOPEE_OWN).exists()
 
 
 def test_shopee_interrupted_download_is_removed(monkeypatch, tmp_path):
-    "The download leaves a truncated file.zip: a RuntimeError that says so, and the file is gone for the next call."
+    "The download leaves a truncated archive: a RuntimeError that says so, and the file is gone for the next call."
     monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
     loaders = pytest.importorskip("autogluon.common.loaders._utils")
 
@@ -384,7 +437,7 @@ def test_shopee_interrupted_download_is_removed(monkeypatch, tmp_path):
     monkeypatch.setattr(loaders, "download", truncated)
     with pytest.raises(RuntimeError, match="unusable: .*It was removed, so the next call downloads it again") as e:
         shopee_dataset(tmp_path)
-    assert "internet" not in str(e.value) and not (tmp_path / "file.zip").exists()
+    assert "internet" not in str(e.value) and not (tmp_path / data._SHOPEE_OWN).exists()
 
 
 def test_shopee_missing_autogluon_is_named(monkeypatch, tmp_path):
@@ -397,18 +450,191 @@ def test_shopee_missing_autogluon_is_named(monkeypatch, tmp_path):
     assert "internet" not in str(e.value)
 
 
+def test_shopee_download_dir_that_is_a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="download_dir .*notes.txt is a file; pass a folder"):
+        shopee_dataset(tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_shopee_other_errors_are_not_blamed_on_the_network(monkeypatch, tmp_path):
-    "A good archive, then an error of AutoGluon's own (a full disk while unzipping): raised as it is."
+    "A good archive, then an error of its own (a full disk while unzipping): raised as it is, nothing left half done."
     monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
-    misc = pytest.importorskip("autogluon.multimodal.utils.misc")
+    unpack = pytest.importorskip("autogluon.common.loaders.load_archive")
     write_shopee_zip(tmp_path / "file.zip", train_per_class=2, test_per_class=(1, 1, 1, 1))
 
-    def full_disk(download_dir, **k):
+    def full_disk(path, dest_dir):
+        Path(dest_dir, "shopee").mkdir()
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(misc, "shopee_dataset", full_disk)
+    monkeypatch.setattr(unpack, "safe_unpack_archive", full_disk)
     with pytest.raises(OSError, match="No space left") as e:
         shopee_dataset(tmp_path)
     assert not isinstance(e.value, ConnectionError) and (tmp_path / "file.zip").exists()
+    assert [n for n in _entries(tmp_path) if not n.startswith(".focal_tutorial")] == ["file.zip"]
+
+
+# ---- shopee: extracted once, by one process at a time; bad archives refused (regressions) -------------------------
+
+def _call_until(folder, start, out, seconds, k):
+    "In a child process: wait for the other one, then call shopee_dataset until `seconds` pass or a table comes back short; report the table sizes."
+    sizes = []
+    try:
+        start.wait(30)
+        t0 = time.perf_counter()
+        while not sizes or (time.perf_counter() - t0 < seconds and sizes[-1] == sizes[0]):
+            time.sleep(0.004 * (len(sizes) * (k + 2) % 7))  # the two processes drift against each other
+            sizes.append(tuple(len(df) for df in shopee_dataset(folder)))
+    except BaseException as e:  # reported, so the test shows it (pytest.fail raises a BaseException)
+        sizes.append(f"{type(e).__name__}: {e}")
+    out.put(sizes)
+
+
+def _two_processes(folder, seconds):
+    "What `_call_until` reported in each of two forked processes that call shopee_dataset on `folder` at once."
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")  # the children start with AutoGluon and the test's stand-ins loaded
+    start, out = ctx.Barrier(2), ctx.Queue()
+    children = [ctx.Process(target=_call_until, args=(folder, start, out, seconds, k)) for k in range(2)]
+    for p in children:
+        p.start()
+    results = [out.get(timeout=60) for _ in children]
+    for p in children:
+        p.join(30)
+    return results
+
+
+BIG = dict(train_per_class=1, test_per_class=(1, 1, 1, 1), repeat=1250,  # 5,000 rows of 200 characters, 8 images
+           image_dir="images/" + "long-folder-name-" * 11)
+
+
+def test_shopee_two_processes_get_the_full_table(monkeypatch, tmp_path):
+    "Two processes call shopee_dataset on one folder at once, again and again: each gets every row, every time."
+    pytest.importorskip("autogluon.multimodal.utils.misc")  # imported here once: the forked children start at once
+    _stand_in_download(monkeypatch, [])  # never called here: file.zip is there
+    write_shopee_zip(tmp_path / "file.zip", **BIG)
+    for sizes in _two_processes(tmp_path, seconds=3):
+        assert set(sizes) == {(5000, 5000)}
+
+
+def test_shopee_two_processes_download_once(monkeypatch, tmp_path):
+    "Two processes call shopee_dataset on an empty folder at once: one downloads and extracts, both get every row."
+    pytest.importorskip("autogluon.multimodal.utils.misc")
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    log = tmp_path / "downloads.log"
+
+    def write(path):  # not atomic, unlike AutoGluon's: only the lock keeps the other process from reading it half written
+        with open(log, "a") as f:
+            f.write("downloaded\n")
+        write_shopee_zip(path, **BIG)
+    _stand_in_download(monkeypatch, [], archive=write)
+    assert _two_processes(tmp_path / "shopee", seconds=0) == [[(5000, 5000)]] * 2
+    assert log.read_text() == "downloaded\n"
+
+
+def test_shopee_edit_to_the_extracted_table_survives(monkeypatch, tmp_path):
+    "The archive is extracted once: a later call reads shopee/train.csv as it is, with a user's edit in it."
+    _stand_in_download(monkeypatch, [])
+    write_shopee_zip(tmp_path / "file.zip", train_per_class=3, test_per_class=(2, 2, 2, 2))
+    train, _ = shopee_dataset(tmp_path)
+    table = tmp_path / "shopee" / "train.csv"
+    edited = table.read_text() + table.read_text().splitlines()[1] + "\n"  # the first row twice
+    table.write_text(edited)
+    again, _ = shopee_dataset(tmp_path)
+    assert table.read_text() == edited
+    assert len(again) == len(train) + 1 and again.iloc[-1].equals(train.iloc[0])
+
+
+def _damaged_zip(damage):
+    "A stand-in archive with one fault (`damage`), written by `archive(path)`, and the words that must name it."
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    write_shopee_zip(buf, train_per_class=3, test_per_class=(2, 2, 2, 2))  # rows 1-3 class 0, 4-6 class 1, ...
+    members = {i.filename: zipfile.ZipFile(buf).read(i) for i in zipfile.ZipFile(buf).infolist()}
+    lines = members["shopee/train.csv"].decode().splitlines()
+    table, expected = "shopee/train.csv", None
+    if damage == "empty table":
+        members[table], expected = b"", "shopee/train.csv is empty"
+    elif damage == "header only":
+        members[table], expected = b"image,label\n", "shopee/train.csv has no rows"
+    elif damage == "empty test table":
+        members["shopee/test.csv"], expected = b"image,label\n", "shopee/test.csv has no rows"
+    elif damage == "no label column":
+        members[table] = "\n".join(line.split(",")[0] for line in lines).encode()
+        expected = "shopee/train.csv has no column 'label'"
+    elif damage == "empty image cell":
+        lines[2] = "," + lines[2].split(",")[1]
+        expected = "shopee/train.csv row 2: its image cell is empty"
+    elif damage == "empty label cell":
+        lines[5] = lines[5].split(",")[0] + ","
+        expected = "shopee/train.csv row 5: its label cell is empty"
+    elif damage == "missing image":
+        del members["shopee/images/train_1_000.jpg"]
+        expected = "shopee/train.csv row 4: its image images/train_1_000.jpg is not there"
+    elif damage == "class missing from train":
+        lines = [line for line in lines if not line.endswith(",3")]
+        expected = "shopee/train.csv has no row of class 3, which shopee/test.csv has"
+    if damage in ("empty image cell", "empty label cell", "class missing from train"):
+        members[table] = ("\n".join(lines) + "\n").encode()
+
+    def archive(path):
+        with zipfile.ZipFile(path, "w") as z:
+            for name, content in members.items():
+                z.writestr(name, content)
+    return archive, expected
+
+
+DAMAGES = ["empty table", "header only", "empty test table", "no label column", "empty image cell", "empty label cell",
+           "missing image", "class missing from train"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_shopee_refuses_a_bad_download_and_removes_it(monkeypatch, tmp_path, damage):
+    "A downloaded archive with a bad table or a missing image: refused with the file and row named, removed, nothing extracted."
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    archive, expected = _damaged_zip(damage)
+    _stand_in_download(monkeypatch, [], archive=archive)
+    with pytest.raises(RuntimeError, match="unusable") as e:
+        shopee_dataset(tmp_path)
+    msg = str(e.value)
+    assert expected in msg and str(tmp_path / data._SHOPEE_OWN) in msg
+    assert "It was removed, so the next call downloads it again" in msg and "internet" not in msg
+    assert [n for n in _entries(tmp_path) if not n.startswith(".focal_tutorial")] == []  # no archive, no shopee/
+
+
+def test_shopee_bad_download_is_fetched_again_on_the_next_call(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    calls = []
+    _stand_in_download(monkeypatch, calls, archive=_damaged_zip("missing image")[0])
+    with pytest.raises(RuntimeError, match="missing|not there"):
+        shopee_dataset(tmp_path)
+    _stand_in_download(monkeypatch, calls)  # the server's archive is good again
+    train, test = shopee_dataset(tmp_path)
+    assert len(train) == 12 and len(test) == 8 and calls == [data.SHOPEE_URL] * 2
+
+
+def test_shopee_refuses_a_bad_file_zip_and_keeps_it(monkeypatch, tmp_path):
+    "A file.zip in shopee's layout with a missing image: refused with its path named, and left as it is (not the package's)."
+    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
+    _no_download(monkeypatch)
+    archive, expected = _damaged_zip("missing image")
+    archive(tmp_path / "file.zip")
+    before = (tmp_path / "file.zip").read_bytes()
+    with pytest.raises(RuntimeError, match="unusable") as e:
+        shopee_dataset(tmp_path)
+    assert expected in str(e.value) and str(tmp_path / "file.zip") in str(e.value) and "left as it is" in str(e.value)
+    assert (tmp_path / "file.zip").read_bytes() == before and not (tmp_path / "shopee").exists()
+
+
+def test_shopee_checks_the_extracted_tables_on_every_call(monkeypatch, tmp_path):
+    "An image removed from the extracted folder later: the next call names the row instead of returning it silently."
+    _stand_in_download(monkeypatch, [])
+    write_shopee_zip(tmp_path / "file.zip", train_per_class=3, test_per_class=(2, 2, 2, 2))
+    shopee_dataset(tmp_path)
+    (tmp_path / "shopee" / "images" / "test_2_001.jpg").unlink()
+    with pytest.raises(RuntimeError, match=r"shopee/test.csv row 6: its image images/test_2_001.jpg is not there"):
+        shopee_dataset(tmp_path)
+    assert (tmp_path / "shopee" / "test.csv").is_file()  # the folder is left for the user to fix or remove
 
 
 # ---- the cache keeps nothing broken and locks nobody out (regressions) -------------------------------------------
