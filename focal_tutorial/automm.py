@@ -135,7 +135,18 @@ def _check_focal(h: Mapping, classes=None) -> dict:
     if h.get("optim.focal_loss.alpha") is not None:
         h["optim.focal_loss.alpha"] = _checks.check_alpha(h["optim.focal_loss.alpha"], classes=classes,
                                                           name="optim.focal_loss.alpha")
+    _no_label_smoothing(h)
     return h
+
+
+def _no_label_smoothing(h: Mapping) -> None:
+    "Refuse optim.label_smoothing with focal loss: AutoMM builds its FocalLoss without it, so it would be dropped."
+    smoothing = h.get("optim.label_smoothing")
+    if _is_focal(h.get("optim.loss_func")) and smoothing is not None and smoothing != 0:
+        raise ValueError(f"optim.label_smoothing={smoothing!r} has no effect with optim.loss_func 'focal_loss': AutoMM "
+                         "applies label smoothing to cross-entropy only and builds its FocalLoss without it. Drop it, or "
+                         "train with cross-entropy; in your own PyTorch code, focal_tutorial.losses.focal_loss takes "
+                         "label_smoothing=.")
 
 
 def focal_hyperparameters(
@@ -168,6 +179,7 @@ def focal_hyperparameters(
                    "for another loss, pass your hyperparameters to fit_predictor without focal_hyperparameters")
             raise ValueError(f"{key!r}={out[key]!r} conflicts with focal_hyperparameters' own value {value!r}: {fix}.")
     out.update(focal)
+    _no_label_smoothing(out)
     return out
 
 # %% ../nbs/03_multimodal.ipynb #8438d7bf

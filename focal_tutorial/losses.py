@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_alpha, check_choice, check_gamma, check_int
+from ._checks import check_alpha, check_choice, check_gamma, check_int, check_number
 
 # %% auto #0
 __all__ = ['SMALL_C', 'PUT_THREADS', 'USE_FUSED', 'KERNEL_MAX', 'REDUCTIONS', 'focal_loss_reference', 'focal_loss', 'FocalLoss']
@@ -23,13 +23,15 @@ def focal_loss_reference(
     target: torch.Tensor,  # class indices 0..C-1, (N) or (N, d1, ...); no ignored targets here
     alpha: torch.Tensor | None = None,  # per-class weights, a tensor of C numbers, or None for all 1
     gamma: float = 2.0,  # focusing parameter >= 0
+    label_smoothing: float = 0.0,  # eps in [0, 1]: -log p becomes -(1 - eps) log p - eps mean_c log p_c; factor and alpha stay the hard label's
 ) -> torch.Tensor:  # the per-sample losses, float32 (float64 for float64 logits)
     "Per-sample focal loss $-\\alpha_y(1-p)^\\gamma\\log p$ in plain autograd operations: the readable definition."
-    logp = torch.log_softmax(logits, 1, dtype=torch.promote_types(logits.dtype, torch.float32))
-    logp = logp.gather(1, target.long().unsqueeze(1)).squeeze(1)  # log p of the target class
+    logp_all = torch.log_softmax(logits, 1, dtype=torch.promote_types(logits.dtype, torch.float32))
+    logp = logp_all.gather(1, target.long().unsqueeze(1)).squeeze(1)  # log p of the target class
     q = -torch.expm1(logp)  # 1 - p, exact as p -> 1
     mod = torch.where(q > 0, torch.where(q > 0, q, 1.0).pow(gamma), 0.0) if gamma else 1.0  # (1 - p)^gamma
-    loss = -mod * logp
+    ce = -logp if not label_smoothing else -(1 - label_smoothing) * logp - label_smoothing * logp_all.mean(1)
+    loss = mod * ce
     return loss if alpha is None else alpha.to(loss).take(target.long()) * loss
 
 # %% ../nbs/01_losses.ipynb #baddb063
@@ -317,6 +319,55 @@ def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_
 
 # %% ../nbs/01_losses.ipynb #41980a3d
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_smoothing(value) -> float:
+    return check_number("label_smoothing", value, low=0, high=1, hint="0 is none, 0.1 is usual (as in F.cross_entropy)")
+
+
+def _check_sync(value, reduction: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"sync_count must be True or False, got {value!r}.")
+    if value and reduction not in ("mean", "mean_positive"):
+        raise ValueError(f"sync_count=True changes what reduction='mean' divides by; with reduction={reduction!r} "
+                         "there is nothing to divide: leave sync_count out, or use reduction='mean'.")
+    return value
+
+
+def _options(label_smoothing, sample_weight, sync_count, reduction: str):
+    "(label_smoothing, sample_weight, sync_count) checked, or None when none is set (the fast paths then run)."
+    if sample_weight is None and sync_count is False and type(label_smoothing) in (float, int) and not label_smoothing:
+        return None
+    if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
+        raise TypeError(f"sample_weight must be a tensor shaped like target, got {type(sample_weight).__name__}; "
+                        "e.g. torch.as_tensor(weights).")
+    return _check_smoothing(label_smoothing), sample_weight, _check_sync(sync_count, reduction)
+
+
+def _sample_weight(w, target: torch.Tensor, logits: torch.Tensor):
+    "`w` (None, or weights shaped like `target`) in the loss's precision, after checking shape, device and values >= 0."
+    if w is None:
+        return None
+    if w.shape != target.shape:
+        raise ValueError(f"sample_weight has shape {tuple(w.shape)}, target {tuple(target.shape)}: give one weight "
+                         "per target.")
+    if w.device != target.device:
+        raise ValueError(f"sample_weight is on {w.device} but target is on {target.device}; move one of them.")
+    if w.dtype == torch.bool or w.is_complex():
+        raise TypeError(f"sample_weight must hold real weights >= 0, got {w.dtype}.")
+    if _transforming() and _vmapped(w):
+        raise TypeError("focal_loss: sample_weight cannot be batched by torch.func.vmap, since its values are checked "
+                        "before use; use focal_loss_reference and weight its per-sample losses yourself.")
+    w = w.to(_COMPUTE.get(logits.dtype, logits.dtype))  # the precision the loss is computed in
+    ok = torch.isfinite(w) & (w >= 0)
+    if not w.is_cpu:
+        torch._assert_async(ok.all(), "focal_loss: sample_weight must hold finite weights >= 0")
+    elif not ok.all():
+        flat = int((~ok).reshape(-1).nonzero()[0])
+        pos = tuple(int(i) for i in np.unravel_index(flat, w.shape))
+        raise ValueError(f"sample_weight must hold finite weights >= 0, got {w.reshape(-1)[flat].item():g} at position "
+                         f"{pos if len(pos) > 1 else pos[0]}.")
+    return w
 _TARGET_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.uint16, torch.uint32)
 
 
@@ -444,11 +495,14 @@ def _alpha_tensor(alpha, n_classes: int | None = None, name: str = "alpha", sync
     return a
 
 # %% ../nbs/01_losses.ipynb #dabfb27c
-def _focal(logits, target, alpha, gamma, reduction, ignore_index):
-    "Checked settings in, loss out (shared by `focal_loss` and `FocalLoss`)."
+def _focal(logits, target, alpha, gamma, reduction, ignore_index, options=None):
+    """Checked settings in, loss out (shared by `focal_loss` and `FocalLoss`); `options` is None or
+    (label_smoothing, sample_weight, sync_count) from `_options`."""
     C = _check_tensors(logits, target)
     if logits.ndim == 1:  # one unbatched sample, as F.cross_entropy allows
-        out = _focal(logits[None], target[None], alpha, gamma, reduction, ignore_index)
+        if options is not None and options[1] is not None:
+            options = (options[0], options[1][None], options[2])
+        out = _focal(logits[None], target[None], alpha, gamma, reduction, ignore_index, options)
         return out[0] if reduction == "none" else out
     if alpha is not None:
         if _transforming() and _vmapped(alpha):
@@ -458,20 +512,40 @@ def _focal(logits, target, alpha, gamma, reduction, ignore_index):
         alpha = _alpha_tensor(alpha, C)
         if alpha.device != logits.device:  # a pinned copy: no wait for the GPU
             alpha = alpha.pin_memory().to(logits.device, non_blocking=True) if logits.is_cuda else alpha.to(logits.device)
-    if torch.compiler.is_compiling():
-        return _reference_loss(logits, *_targets(target, C, ignore_index), alpha, gamma, reduction)
-    if _transforming():  # torch.func (grad, vmap, jacrev, jvp, ...): the reference, whose operations they all support
-        return _reference_loss(logits, *_func_targets(target, C, ignore_index), alpha, gamma, reduction)
+    if options is not None:  # label smoothing, sample weights, a mean over all ranks: the reference
+        options = (options[0], _sample_weight(options[1], target, logits), options[2])
+    compiling = torch.compiler.is_compiling()
+    if options is not None or compiling or _transforming():  # torch.func's transforms all support the reference
+        targets = (_targets if compiling else _func_targets)(target, C, ignore_index)
+        return _reference_loss(logits, *targets, alpha, gamma, reduction, *(options or _NO_OPTIONS))
     if _use_fused(logits):
         return _fused()(logits, target, alpha, gamma, reduction, ignore_index, _reference_grad)
     return _FocalLossFn.apply(logits, (target, alpha, gamma, reduction, ignore_index))
 
 
-def _reference_loss(logits, t, ignored, n, alpha, gamma, reduction):
-    "The loss by `focal_loss_reference`, from `_targets`' three values: plain operations, for compilers and torch.func."
+_NO_OPTIONS = (0.0, None, False)  # label_smoothing, sample_weight, sync_count
+
+
+def _reference_loss(logits, t, ignored, n, alpha, gamma, reduction, label_smoothing=0.0, sample_weight=None,
+                    sync_count=False):
+    """The loss by `focal_loss_reference`, from `_targets`' three values: plain operations, for compilers, torch.func
+    and the options."""
     x = logits.masked_fill(ignored, 0.0)  # an ignored row's NaN cannot reach the gradient
-    loss = focal_loss_reference(x, t.squeeze(1), alpha, gamma).masked_fill(ignored.squeeze(1), 0.0)
-    return loss if reduction == "none" else loss.sum() / n if reduction == "mean" else loss.sum()
+    loss = focal_loss_reference(x, t.squeeze(1), alpha, gamma, label_smoothing)
+    if sample_weight is not None:
+        loss = loss * sample_weight
+    loss = loss.masked_fill(ignored.squeeze(1), 0.0)
+    return loss if reduction == "none" else _mean(loss.sum(), n, sync_count) if reduction == "mean" else loss.sum()
+
+
+def _mean(total: torch.Tensor, count: torch.Tensor, sync: bool, floor: float = 0) -> torch.Tensor:
+    """total / count (at least `floor`); with `sync` under torch.distributed, total * world size / (count summed over
+    the ranks), so that the average of the ranks' gradients (what DDP applies) is the gradient of the mean over all."""
+    if sync and torch.distributed.is_available() and torch.distributed.is_initialized():
+        count = count.detach().clone()
+        torch.distributed.all_reduce(count)  # a collective: every rank must compute the loss
+        total = total * torch.distributed.get_world_size()
+    return total / (count.clamp_min(floor) if floor else count)
 
 
 _transforming = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)  # whether torch.func is at work
@@ -508,10 +582,15 @@ def focal_loss(
     gamma: float = 2.0,  # focusing parameter >= 0 (0: alpha-weighted cross-entropy); a number, or a 1-element tensor without grad
     reduction: str = "mean",  # "mean" over non-ignored samples, "sum", or "none" (per sample, ignored ones 0)
     ignore_index: int = -100,  # targets equal to this contribute 0 and are not counted by "mean"
+    label_smoothing: float = 0.0,  # in [0, 1], as in F.cross_entropy; the factor (1-p)^gamma and alpha stay the hard label's
+    sample_weight=None,  # a tensor of weights >= 0 shaped like `target`; "mean" still divides by the number of kept targets
+    sync_count: bool = False,  # "mean" under torch.distributed: divide by the kept targets of all ranks (one big batch)
 ) -> torch.Tensor:  # a scalar, or per-sample losses for reduction="none" (float32 for half inputs)
     "Focal loss $-\\alpha_{y}(1-p_{y})^\\gamma \\log p_{y}$ (Lin et al. 2017), exact and about as fast as cross-entropy."
-    return _focal(logits, target, alpha, check_gamma(gamma), check_choice("reduction", reduction, REDUCTIONS),
-                  check_int("ignore_index", ignore_index, low=-2**63, high=2**63 - 1, hint="-100 is F.cross_entropy's default"))
+    reduction = check_choice("reduction", reduction, REDUCTIONS)
+    return _focal(logits, target, alpha, check_gamma(gamma), reduction,
+                  check_int("ignore_index", ignore_index, low=-2**63, high=2**63 - 1, hint="-100 is F.cross_entropy's default"),
+                  _options(label_smoothing, sample_weight, sync_count, reduction))
 
 # %% ../nbs/01_losses.ipynb #5e9f8f00
 class FocalLoss(nn.Module):
@@ -523,10 +602,13 @@ class FocalLoss(nn.Module):
         gamma: float = 2.0,  # focusing parameter >= 0; a number, or a one-element tensor without grad (gamma is not learnt)
         reduction: str = "mean",  # "mean" (over non-ignored samples), "sum" or "none"
         ignore_index: int = -100,  # targets equal to this contribute 0
+        label_smoothing: float = 0.0,  # in [0, 1], as in nn.CrossEntropyLoss; factor and alpha stay the hard label's
+        sync_count: bool = False,  # "mean" under torch.distributed: divide by the kept targets of all ranks
     ):
         super().__init__()
         self.register_buffer("alpha", None)
         self.alpha, self.gamma, self.reduction, self.ignore_index = alpha, gamma, reduction, ignore_index
+        self.label_smoothing, self.sync_count = label_smoothing, sync_count
 
     def __setattr__(self, name, value):
         "Check a setting whenever it is set, in `__init__` or later."
@@ -542,6 +624,10 @@ class FocalLoss(nn.Module):
             value = check_choice("reduction", value, REDUCTIONS)
         elif name == "ignore_index":
             value = check_int("ignore_index", value, low=-2**63, high=2**63 - 1)
+        elif name == "label_smoothing":
+            value = _check_smoothing(value)
+        elif name == "sync_count":
+            value = _check_sync(value, "mean")  # with another reduction: refused at the call
         super().__setattr__(name, value)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -560,9 +646,15 @@ class FocalLoss(nn.Module):
             self._buffers["alpha"] = old.to(device=new.device, dtype=torch.float32)
         return out
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _focal(logits, target, self._buffers["alpha"], self.gamma, self.reduction, self.ignore_index)
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, sample_weight=None) -> torch.Tensor:
+        options = None
+        if sample_weight is not None or self.label_smoothing or self.sync_count:  # the settings were checked when set
+            options = _options(self.label_smoothing, sample_weight, _check_sync(self.sync_count, self.reduction),
+                               self.reduction)
+        return _focal(logits, target, self._buffers["alpha"], self.gamma, self.reduction, self.ignore_index, options)
 
     def extra_repr(self) -> str:
         a = "None" if self.alpha is None else f"[{', '.join(f'{x:.4g}' for x in self.alpha.tolist())}]"
-        return f"alpha={a}, gamma={self.gamma:g}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+        more = (f", label_smoothing={self.label_smoothing:g}" if self.label_smoothing else "") + (
+            ", sync_count=True" if self.sync_count else "")
+        return f"alpha={a}, gamma={self.gamma:g}, reduction={self.reduction!r}, ignore_index={self.ignore_index}{more}"

@@ -516,3 +516,23 @@ def test_predictor_kwargs_must_be_a_dict(recorder, train_df, kwargs):  # item 15
     with pytest.raises(TypeError, match=r"predictor_kwargs must be a dict of MultiModalPredictor arguments"):
         fit_predictor(train_df, predictor_kwargs=kwargs)
     assert recorder.calls == []
+
+
+# --- issue 29: AutoMM drops label smoothing with focal loss; refused, not dropped ------------------------------------
+
+@pytest.mark.parametrize("via", ["focal_hyperparameters", "hyperparameters", "override"])
+def test_label_smoothing_with_focal_loss_is_refused(via):
+    from focal_tutorial.automm import _check_focal
+    with pytest.raises(ValueError, match=r"optim.label_smoothing=0.1 has no effect with optim.loss_func 'focal_loss'"):
+        if via == "focal_hyperparameters":
+            focal_hyperparameters([0.5, 0.5], hyperparameters={"optim.label_smoothing": 0.1})
+        elif via == "override":
+            focal_hyperparameters([0.5, 0.5], **{"optim.label_smoothing": 0.1})
+        else:
+            _check_focal({"optim.loss_func": "focal_loss", "optim.label_smoothing": 0.1})
+
+
+def test_label_smoothing_without_focal_loss_or_at_zero_is_fine():
+    from focal_tutorial.automm import _check_focal
+    assert _check_focal({"optim.label_smoothing": 0.1})["optim.label_smoothing"] == 0.1  # cross-entropy smooths
+    assert focal_hyperparameters([0.5, 0.5], **{"optim.label_smoothing": 0})["optim.label_smoothing"] == 0
