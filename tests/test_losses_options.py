@@ -58,7 +58,9 @@ def test_values_and_gradients_match_the_formula(batch):
         t = y.clamp_min(0).unsqueeze(1)
         lpy = lp.gather(1, t).squeeze(1)
         a = 1.0 if alpha is None else torch.tensor(alpha, dtype=F64)[y.clamp_min(0)]
-        per = a * (-torch.expm1(lpy)).clamp_min(0) ** gamma * (-(1 - eps) * lpy - eps * lp.mean(1))
+        q = -torch.expm1(lpy)  # 1 - p; (1 - p)^gamma with 0 where q is 0 (its derivative there: 0, not 0 * inf)
+        mod = torch.where(q > 0, torch.where(q > 0, q, 1.0) ** gamma, 0.0) if gamma else 1.0
+        per = a * mod * (-(1 - eps) * lpy - eps * lp.mean(1))
         per = (per * (1.0 if w is None else w)).masked_fill(y == -100, 0.0)
         total = per if reduction == "none" else per.sum() / (kept if reduction == "mean" else 1)
         g1, = torch.autograd.grad(got.sum(), xg)
