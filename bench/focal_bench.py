@@ -5,7 +5,7 @@
     python bench/focal_bench.py --preset gpu --save   # nine sizes up to 8192x32000 and 1024x128000 on a GPU
     python bench/focal_bench.py --save                # the CPU grid, written to bench/results_cpu.json
 
-`--save` writes the table to bench/results_cpu.json or bench/results_cuda.json, which the losses page shows.
+`--save` writes the table to bench/results_cpu.json or bench/results_cuda.json, which the engine page shows.
 
 Time: the three losses run interleaved (in a shuffled order each round) on the same logits; each round times
 `inner` back-to-back calls of loss(logits, target).backward() (inner is chosen per size so a round lasts ~2 ms
@@ -74,6 +74,7 @@ def _with_setting(fn, module, name: str, value):
 def _losses(N: int, C: int, gamma: float, device):
     """The losses as fn(logits, target); focal and AutoMM get the same alpha. On CUDA also the unfused focal loss, on
     CPU with numba also the focal loss as it runs without numba."""
+    import focal_tutorial.engine as engine
     import focal_tutorial.losses as losses
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # AutoMM's import warns about pkg_resources
@@ -81,7 +82,7 @@ def _losses(N: int, C: int, gamma: float, device):
     alpha = torch.rand(C, generator=torch.Generator().manual_seed(1)) + 0.1
     focal = losses.FocalLoss(alpha, gamma=gamma).to(device)
     fns = {"focal": focal, "ce": F.cross_entropy, "automm": AutoMMFocalLoss(alpha, gamma=gamma).to(device)}
-    if torch.device(device).type == "cpu" and losses._kernel() is not None:
+    if torch.device(device).type == "cpu" and engine._kernel() is not None:
         fns["focal_numpy"] = _with_setting(focal, losses, "_KERNEL", [None])  # as a CPU without numba runs it
     if torch.device(device).type == "cuda":
         fns["focal_torch"] = _with_setting(focal, losses, "USE_FUSED", False)  # the PyTorch path, not the kernel
@@ -301,7 +302,7 @@ def _records(table) -> list:
 
 def save(table, machine_line: str, device: str, path: str | None = None, sigmoid=None) -> str:
     """Write the table, the machine line, the summary and the sigmoid table (if any) to
-    bench/results_<cpu|cuda>.json (the losses pages read it)."""
+    bench/results_<cpu|cuda>.json (the engine page reads it)."""
     path = path or os.path.join(HERE, f"results_{'cuda' if device.startswith('cuda') else 'cpu'}.json")
     out = {"machine": machine_line, "summary": summary(table), "rows": _records(table)}
     if sigmoid is not None:
@@ -323,7 +324,7 @@ def main(argv=None):
                    help="logits shapes (default: the preset's; cpu: 64x10 256x100 4096x4 4096x100 8192x1000 256x32000)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="cpu (the default grid) or gpu (nine sizes up to 1024x128000; implies --device cuda)")
-    p.add_argument("--save", action="store_true", help="write bench/results_<cpu|cuda>.json for the losses page")
+    p.add_argument("--save", action="store_true", help="write bench/results_<cpu|cuda>.json for the engine page")
     p.add_argument("--repeats", type=int, default=15, help="timed rounds per size (default 15)")
     p.add_argument("--threads", type=int, default=None,
                    help=f"torch.set_num_threads (default: torch's default, here {torch.get_num_threads()})")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The focal loss on an NVIDIA GPU, in a few minutes: the CUDA tests, then the GPU benchmark, which writes
-# bench/results_cuda.json (re-executing nbs/01_losses.ipynb afterwards shows it as the CUDA table).
+# bench/results_cuda.json (re-executing nbs/01d_engine.ipynb afterwards shows it as the CUDA table).
 #
 #   bash bench/gpu_check.sh --prepare   # here, once: .gpu/ gets AutoMM's focal_loss.py (for machines without AutoGluon)
 #   bash bench/gpu_check.sh             # on the GPU machine, from the repository root (with .gpu/ beside it, if prepared)

@@ -18,7 +18,7 @@ _MIN, _TINY = np.finfo(np.float64).min, np.finfo(np.float64).tiny
 @numba.njit(inline="always")
 def _m_w(logp, q, a, gamma):
     """One position's m = a q^gamma (its loss is -m log p) and gradient weight w, from log p, q = 1 - p and its class
-    weight a, in float64: the formulas of the losses page, as `losses._weights` writes them for arrays."""
+    weight a, in float64: the formulas of the losses page, as `engine._modulating` writes them for arrays."""
     if gamma == 0.0:  # cross-entropy: m = w = alpha
         return a, a
     if gamma >= 1.0:  # m = a q^gamma, w = a q^(gamma-1) (q - gamma p log p): no division

@@ -5,17 +5,15 @@
 # %% ../nbs/01_losses.ipynb #8fb6ac11
 from __future__ import annotations
 
-import importlib
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
 from ._checks import check_alpha, check_choice, check_gamma, check_int, check_number
+from .engine import _COMPUTE, _bad_target, _targets, fast_focal_loss
 
 # %% auto #0
-__all__ = ['SMALL_C', 'PUT_THREADS', 'USE_FUSED', 'KERNEL_MAX', 'REDUCTIONS', 'focal_loss_reference', 'focal_loss', 'FocalLoss']
+__all__ = ['REDUCTIONS', 'focal_loss_reference', 'focal_loss', 'FocalLoss']
 
 # %% ../nbs/01_losses.ipynb #6da6eef4
 def focal_loss_reference(
@@ -34,219 +32,6 @@ def focal_loss_reference(
     loss = mod * ce
     return loss if alpha is None else alpha.to(loss).take(target.long()) * loss
 
-# %% ../nbs/01_losses.ipynb #baddb063
-SMALL_C = 512  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats the softmax kernel (see the text)
-PUT_THREADS = 65536  # on CPU, from this many logits: PyTorch's threads write target entries; log-sum-exp below SMALL_C
-
-# %% ../nbs/01_losses.ipynb #d908bd61
-_COMPUTE = {torch.float16: torch.float32, torch.bfloat16: torch.float32}  # half inputs are computed in float32
-_FINFO = {dt: (torch.finfo(dt).min, torch.finfo(dt).tiny) for dt in (torch.float32, torch.float64)}
-
-
-def _weights(logp, q, a, gamma: float, need_w: bool, xp, fmin: float):
-    """Per sample, from log p and q = 1 - p: the factor m = a q^gamma of the loss -m log p (a None: all 1) and, if
-    `need_w`, the gradient weight w = a q^(gamma-1) (q - gamma p log p). NumPy arrays (`xp` = numpy) or tensors."""
-    if gamma == 0:
-        return a, a
-    if gamma < 1:  # q^(gamma-1) is infinite at p = 1: w = m (1 + gamma (log p - log p / q)), with 0/0 read as 0
-        m = q**gamma if a is None else q**gamma * a
-        lp = xp.maximum(logp, fmin) if xp is np else logp.clamp_min(fmin)  # log p = -inf: lp - lp/1 = 0, not NaN
-        return m, (m + gamma * m * (lp - lp / xp.where(q > 0, q, 1.0))) if need_w else None
-    h = None if gamma == 1 else q if gamma == 2 else q ** (gamma - 1)  # q^(gamma-1), None for 1
-    h = a if h is None else h if a is None else h * a
-    m = q if h is None else h * q
-    if not need_w:
-        return m, None
-    lp = xp.maximum(logp, fmin) if xp is np else logp.clamp_min(fmin)  # log p = -inf (p = 0): p log p = 0, not NaN
-    t = q - gamma * (1 - q) * lp
-    return m, t if h is None else h * t
-
-# %% ../nbs/01_losses.ipynb #44a54bb0
-_BASES: dict = {}  # (C, target shape) -> where class 0 of each position sits in a contiguous (N, C, d1, ...) tensor
-
-
-def _flat_targets(shape, y):
-    "Flat indices into a contiguous tensor of `shape` (N, C, d1, ...) of each position's target entry, y (N, d1, ...)."
-    N, C, D = shape[0], shape[1], math.prod(shape[2:])
-    key = (C, y.shape)  # the shape itself: (2, 2, 3) and (2, 3, 2), or (N,) and (N, 1), have the same N, C and D
-    base = _BASES.get(key)
-    if base is None:
-        if len(_BASES) > 32:
-            _BASES.clear()
-        base = _BASES[key] = (np.arange(N)[:, None] * (C * D) + np.arange(D)).reshape(y.shape)
-    return base + y if D == 1 else base + y * D
-
-
-_ONES: dict = {}  # (C, dtype) -> torch.ones(C, dtype=dtype), for row sums by matrix-vector product
-
-
-def _ones(C: int, dtype) -> torch.Tensor:
-    o = _ONES.get((C, dtype))
-    if o is None:
-        o = _ONES[C, dtype] = torch.ones(C, dtype=dtype)
-    return o
-
-
-def _put(e: torch.Tensor, at: np.ndarray, values: np.ndarray) -> None:
-    "e.view(-1)[at] = values (flat arrays): by NumPy for small tensors, by PyTorch's threads for large ones."
-    if e.numel() < PUT_THREADS:
-        e.numpy().reshape(-1)[at] = values
-    else:
-        e.view(-1).index_put_((torch.from_numpy(at),), torch.from_numpy(values))
-
-# %% ../nbs/01_losses.ipynb #34d8aa65
-_NUMPY = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
-
-
-def _gather_cpu(target, C: int, alpha, ignore_index: int, dt, x=None):
-    """Check the targets (N, d1, ...) and gather per position, as flat arrays: the target's logit from `x` (the
-    logits as a contiguous (N, C, d1, ...) array of dtype `dt`; None: not read), its class weight (0 if ignored) and
-    the flat index of its entry; then the number of non-ignored positions and the mask of the ignored ones (None if
-    none is). One compiled call with numba, NumPy without."""
-    k = _kernel()
-    y = _indices(target)
-    N, D = y.shape[0], math.prod(y.shape[1:])
-    if k is not None:
-        xy, a, at = np.empty(y.size, dt), np.empty(y.size, dt), np.empty(y.size, np.int64)
-        bad, n = k._gather_targets(_EMPTY3[dt] if x is None else x.reshape(N, C, D), y.reshape(N, D), C,
-                                   _EMPTY1D[dt] if alpha is None else alpha.numpy(), ignore_index, xy, a, at)
-        if bad >= 0:
-            raise _bad_target(target, bad, C, ignore_index)
-        return xy, a, at, n, (y.reshape(-1) == ignore_index) if n < y.size else None
-    y, keep, n = _targets_cpu(target, C, ignore_index)
-    at = _flat_targets((N, C, *y.shape[1:]), y).reshape(-1)
-    xy = None if x is None else x.reshape(-1)[at]
-    a = np.ones(y.size, dt) if alpha is None else alpha.numpy().astype(dt, copy=False)[y.reshape(-1)]
-    if keep is None:
-        return xy, a, at, n, None
-    keep = keep.reshape(-1)
-    return xy, a * keep, at, n, ~keep
-
-
-def _terms_cpu(logp, em, a, l, gamma: float, scale: float, per: bool, need_grad: bool, fmin: float):
-    """From log p, em = p - 1, the class weights `a` and the row sums `l` (None: rows already normalised), flat: the
-    losses (`per`) or their sum times `scale`; and if `need_grad` the factor c = w scale / l of each gradient row and
-    the gradient's target entry w scale (p - 1). One compiled call with numba, NumPy without."""
-    k = _kernel()
-    if k is not None:
-        none = _EMPTY1D[logp.dtype]
-        c, tv = (np.empty_like(logp), np.empty_like(logp)) if need_grad else (none, none)
-        out = np.empty_like(logp) if per else none
-        total = k._sample_terms(logp, em, a, none if l is None else l, gamma, scale, c, tv, out)
-        return (out if per else total), c, tv
-    m, w = _weights(logp, -em, a * scale if scale != 1 else a, gamma, need_grad, np, fmin)
-    loss = -(m * logp) if per else -np.dot(m, logp)
-    return (loss, None, None) if not need_grad else (loss, w if l is None else w / l, w * em)
-
-
-def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_grad: bool):
-    "The loss and, if `need_grad`, its gradient with respect to the logits for an incoming gradient of 1, on CPU."
-    C = logits.shape[1]
-    if 0 < logits.numel() <= KERNEL_MAX and logits.dtype in _KERNEL_DTYPES and _kernel() is not None:
-        return _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad)
-    cdt = _COMPUTE.get(logits.dtype, logits.dtype)
-    dt, (fmin, tiny) = _NUMPY[cdt], _FINFO[cdt]
-    lse = C < SMALL_C and (C <= 16 or logits.numel() >= PUT_THREADS)  # softmax = e / l, e = exp(x - max), l = sum(e)
-    x = (logits.detach() if cdt == logits.dtype else logits.detach().to(cdt)).contiguous() if lse else None
-    xy, a, at, n, ignored = _gather_cpu(target, C, alpha, ignore_index, dt, None if x is None else x.numpy())
-    scale = 1 / max(n, 1) if reduction == "mean" else 1.0  # "mean": folded into the weights
-    with np.errstate(all="ignore"):  # 0 * inf in a row with a zero weight: NaN, as in cross-entropy, no warning
-        if lse:
-            mx = x.amax(1, keepdim=True)
-            e = (x - mx).exp_()
-            l = torch.mv(e, _ones(C, cdt)) if e.ndim == 2 and C <= 16 else e.sum(1)  # BLAS for short rows
-            l = l.numpy().reshape(-1)
-            logp = xy - mx.numpy().reshape(-1)  # x_y read from x, not e
-            logp -= np.log(l)
-        else:  # the softmax kernel, and log p = log(softmax_y) where that is a normal number
-            e, l = torch.softmax(logits, 1, dtype=cdt).contiguous(), None
-            p = e.numpy().reshape(-1)[at]
-            logp = np.log(p)
-            low = p < tiny  # underflow: log p from log-softmax, exact however wrong the model is
-            if low.any():
-                logp[low] = torch.log_softmax(logits, 1, dtype=cdt).numpy().reshape(-1)[at[low]]
-        if ignored is not None:
-            logp[ignored] = 0.0  # log p = 0 (and weight 0), whatever an ignored row's logits hold
-        em = np.expm1(logp)  # p - 1, exact as p -> 1
-        loss, c, tv = _terms_cpu(logp, em, a, l, gamma, scale, reduction == "none", need_grad, fmin)
-    loss = torch.from_numpy(loss.reshape(target.shape) if reduction == "none" else np.asarray(loss, dt))
-    if reduction == "mean" and not n:
-        loss = loss * np.nan  # every target ignored: NaN, as cross-entropy
-    if not need_grad:
-        return loss, None
-    rows = (target.shape[0], 1, *target.shape[1:])  # one number per gradient row
-    if l is not None or alpha is not None or gamma != 0 or scale != 1 or ignored is not None:
-        e.mul_(torch.from_numpy(c).view(rows))  # else every weight is 1 and the softmax is the gradient already
-    _put(e, at, tv)  # w (softmax - 1) at the target, with the exact p - 1
-    if ignored is not None:
-        e.masked_fill_(torch.from_numpy(ignored).view(rows), 0.0)  # 0, even where the logits are NaN or infinite
-    return loss, e
-
-# %% ../nbs/01_losses.ipynb #52929704
-def _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad: bool):
-    "The loss and, if `need_grad`, its gradient for an incoming gradient of 1, on a GPU (all of it in PyTorch)."
-    cdt = _COMPUTE.get(logits.dtype, logits.dtype)
-    e = torch.log_softmax(logits, 1, dtype=cdt)  # (N, C, d1, ...)
-    logp = e.gather(1, t)
-    if alpha is not None and alpha.dtype != cdt:
-        alpha = alpha.to(cdt)
-    a = None if alpha is None else alpha.take(t)
-    if ignored is not None:  # log p = 0 and weight 0, whatever an ignored row's logits hold
-        logp.masked_fill_(ignored, 0.0)
-        a = (~ignored).to(cdt) if a is None else a.masked_fill_(ignored, 0.0)
-    m, w = _weights(logp, -torch.expm1(logp), a, gamma, need_grad, torch, _FINFO[cdt][0])
-    neg = logp if m is None else m * logp  # minus the loss, per sample
-    loss = -neg.squeeze(1) if reduction == "none" else -neg.sum() / n if reduction == "mean" else -neg.sum()
-    if not need_grad:
-        return loss, None
-    scale = n.clamp_min(1).to(cdt).reciprocal() if reduction == "mean" else 1.0  # a tensor: nothing waits for the GPU
-    w = w * scale if w is not None else torch.ones_like(logp) * scale
-    G = e.exp_().mul_(w).scatter_add_(1, t, -w)  # w * (softmax - onehot), written over the log-softmax
-    if ignored is not None:
-        G.masked_fill_(ignored, 0.0)  # 0, even where an ignored row's logits are NaN or infinite
-    return loss, G
-
-
-def _loss_and_grad(logits, target, alpha, gamma, reduction, ignore_index, need_grad: bool):
-    "The loss and, if `need_grad`, its gradient for an incoming gradient of 1 (None otherwise), on any device."
-    if logits.device.type == "cpu":
-        return _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_grad)
-    t, ignored, n = _targets(target, logits.shape[1], ignore_index)
-    return _forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad)
-
-# %% ../nbs/01_losses.ipynb #17a0e002
-class _FocalLossFn(torch.autograd.Function):
-    "Focal loss whose forward also writes its gradient w * (softmax - onehot); the backward only scales it."
-
-    @staticmethod
-    def forward(ctx, logits, args):  # args: (target, alpha, gamma, reduction, ignore_index), one argument for speed
-        loss, G = _loss_and_grad(logits, *args, ctx.needs_input_grad[0])
-        if G is not None:  # target and alpha too: one edited in place before the backward fails, as in cross-entropy
-            ctx.save_for_backward(logits, _saveable(args[0]), None if args[1] is None else _saveable(args[1]))
-            ctx.G, ctx.args = G, args[2:]
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad):
-        logits, target, alpha = ctx.saved_tensors
-        gamma, reduction, ignore_index = ctx.args
-        if torch.is_grad_enabled():  # create_graph=True (double backward): differentiate the reference instead
-            t, ignored, n = _targets(target, logits.shape[1], ignore_index)
-            return _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n), None
-        G, ctx.G = ctx.G, None  # handed over to autograd, which keeps it as the gradient: no copy
-        if G is None:  # a second backward (retain_graph=True): compute it again
-            G = _loss_and_grad(logits, target, alpha, gamma, reduction, ignore_index, True)[1]
-        if reduction == "none":
-            G.mul_(grad.unsqueeze(1))
-        elif grad.device.type != "cpu" or grad.item() != 1:  # on a GPU, never read back
-            G.mul_(grad)
-        return (G if G.dtype == logits.dtype else G.to(logits.dtype)), None
-
-
-def _saveable(t: torch.Tensor) -> torch.Tensor:
-    "`t`, or a copy of it if it was made under `torch.inference_mode()`: such tensors cannot be saved for backward."
-    return t.clone() if t.is_inference() else t
-
 # %% ../nbs/01_losses.ipynb #eed12b74
 def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
     """The gradient of `focal_loss_reference` as a differentiable graph (for create_graph=True): `t` (N, 1, d1, ...)
@@ -260,62 +45,6 @@ def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
             grad = grad / (n.clamp_min(1) if torch.is_tensor(n) else max(n, 1))
         g, = torch.autograd.grad(loss, logits, grad.expand_as(loss), create_graph=True)
     return g
-
-# %% ../nbs/01_losses.ipynb #a4b9d556
-USE_FUSED = True  # use the fused Triton kernel for CUDA tensors (float32, float16, bfloat16) when Triton is there
-_FUSED_ON_CPU = False  # for tests: CPU tensors take the fused path too, in Triton's interpreter (TRITON_INTERPRET=1)
-_FUSED = []  # the fused kernel's entry point once imported; [None] without Triton
-
-
-def _optional(cache: list, module: str, name: str | None = None):
-    """`module.name` (`module` itself if `name` is None), imported on first use and kept in `cache`; None when the
-    import fails (an optional dependency)."""
-    if not cache:
-        try:
-            m = importlib.import_module(module)
-            cache.append(m if name is None else getattr(m, name))
-        except ImportError:
-            cache.append(None)
-    return cache[0]
-
-
-def _fused():
-    "The fused kernel's entry point (it needs Triton); None without Triton."
-    return _optional(_FUSED, "focal_tutorial.fused", "_fused_focal_loss")
-
-
-def _use_fused(logits: torch.Tensor) -> bool:
-    return (USE_FUSED and (logits.is_cuda or _FUSED_ON_CPU) and logits.numel() > 0
-            and logits.dtype in (torch.float32, torch.float16, torch.bfloat16) and _fused() is not None)
-
-# %% ../nbs/01_losses.ipynb #87f8cae9
-KERNEL_MAX = 4096  # on CPU, logits of at most this many numbers (float32/float64) go to the compiled loop
-_KERNEL = []  # the module of compiled loops once imported; [None] without numba
-_KERNEL_DTYPES = (torch.float32, torch.float64)
-_EMPTY1D = {np.dtype(dt): np.empty(0, dt) for dt in (np.float32, np.float64)}
-_EMPTY2 = {np.dtype(dt): np.empty((0, 0), dt) for dt in (np.float32, np.float64)}
-_EMPTY3 = {np.dtype(dt): np.empty((0, 0, 0), dt) for dt in (np.float32, np.float64)}
-
-
-def _kernel():
-    "The compiled CPU loops (the module `focal_tutorial.cpu_kernel`, it needs numba); None without numba."
-    return _optional(_KERNEL, "focal_tutorial.cpu_kernel")
-
-
-def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad):
-    "`_forward_cpu` for small float32/float64 batches: the compiled loop of `focal_tutorial.cpu_kernel`."
-    x = logits.detach().numpy()
-    y = _indices(target)
-    N, C = x.shape[:2]
-    x = x.reshape(N, C, -1)
-    G = torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad else None  # PyTorch's memory
-    per = np.empty((N, x.shape[2]), x.dtype) if reduction == "none" else _EMPTY2[x.dtype]
-    total, bad = _kernel()._focal_rows(x, y.reshape(N, -1), _EMPTY1D[x.dtype] if alpha is None else alpha.numpy(),
-                                       gamma, ignore_index, reduction == "mean",
-                                       _EMPTY3[x.dtype] if G is None else G.numpy().reshape(x.shape), per)
-    if bad >= 0:
-        raise _bad_target(target, bad, C, ignore_index)
-    return torch.from_numpy(per.reshape(y.shape) if reduction == "none" else np.array(total, x.dtype)), G
 
 # %% ../nbs/01_losses.ipynb #41980a3d
 REDUCTIONS = ("mean", "sum", "none")
@@ -391,43 +120,6 @@ def _check_tensors(logits, target) -> int:
     if target.device != logits.device:
         raise ValueError(f"target is on {target.device} but logits are on {logits.device}; move one of them.")
     return logits.shape[1] if logits.ndim > 1 else logits.shape[0]
-
-# %% ../nbs/01_losses.ipynb #f6352c9c
-def _indices(target: torch.Tensor) -> np.ndarray:
-    "On CPU: the class indices as an int64 array (no copy when they are int64 already)."
-    return (target if target.dtype == torch.int64 else target.long()).numpy()
-
-
-def _bad_target(target, flat: int, C: int, ignore_index: int) -> ValueError:
-    "The error for the target at flat position `flat`, which is neither a class index nor ignore_index."
-    pos = tuple(int(i) for i in np.unravel_index(flat, target.shape))
-    return ValueError(f"target holds class index {int(target[pos])} at position {pos if len(pos) > 1 else pos[0]}, "
-                      f"outside [0, {C}) for logits with {C} classes, and it is not ignore_index={ignore_index}; targets "
-                      "must be class indices 0..C-1 (check the label encoding).")
-
-
-def _targets_cpu(target: torch.Tensor, C: int, ignore_index: int):
-    """On CPU: the class indices as an int64 array (N, d1, ...) with ignored ones set to 0, the mask of the others
-    (None: none ignored) and their number."""
-    y = _indices(target)
-    if not y.size or (int(y.view(np.uint64).max()) < C and not 0 <= ignore_index < C):
-        return y, None, y.size  # every index is a class (a negative one is huge as uint64), none is ignore_index
-    ignored = y == ignore_index
-    bad = ((y < 0) | (y >= C)) & ~ignored
-    if bad.any():
-        raise _bad_target(target, int(np.flatnonzero(bad)[0]), C, ignore_index)
-    k = int(ignored.sum())
-    return (np.where(ignored, 0, y), ~ignored, y.size - k) if k else (y, None, y.size)
-
-
-def _targets(target: torch.Tensor, C: int, ignore_index: int):
-    """On a GPU (or while compiling): class indices (N, 1, d1, ...) in int64 with ignored ones (and bad ones) set
-    to 0, the mask of ignored ones and the number of the others as a tensor; checked on the device, no wait."""
-    t = target.long().unsqueeze(1)
-    ignored = t == ignore_index
-    bad = ((t < 0) | (t >= C)) & ~ignored
-    torch._assert_async(~bad.any(), f"focal_loss: a target is outside [0, {C}) and is not ignore_index={ignore_index}")
-    return t.masked_fill(ignored | bad, 0), ignored, (~ignored).sum()
 
 # %% ../nbs/01_losses.ipynb #9076ed1f
 _F32 = torch.finfo(torch.float32)
@@ -518,9 +210,7 @@ def _focal(logits, target, alpha, gamma, reduction, ignore_index, options=None):
     if options is not None or compiling or _transforming():  # torch.func's transforms all support the reference
         targets = (_targets if compiling else _func_targets)(target, C, ignore_index)
         return _reference_loss(logits, *targets, alpha, gamma, reduction, *(options or _NO_OPTIONS))
-    if _use_fused(logits):
-        return _fused()(logits, target, alpha, gamma, reduction, ignore_index, _reference_grad)
-    return _FocalLossFn.apply(logits, (target, alpha, gamma, reduction, ignore_index))
+    return fast_focal_loss(logits, target, alpha, gamma, reduction, ignore_index, _reference_grad)
 
 
 _NO_OPTIONS = (0.0, None, False)  # label_smoothing, sample_weight, sync_count

@@ -9,11 +9,11 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _loss_path(monkeypatch):
-    import focal_tutorial.losses as losses
+    import focal_tutorial.engine as engine
     path = os.environ.get("FOCAL_TUTORIAL_LOSS_PATH", "")
     if path == "passes":
-        monkeypatch.setattr(losses, "KERNEL_MAX", 0)
+        monkeypatch.setattr(engine, "KERNEL_MAX", 0)
     if path.startswith("numpy"):
-        monkeypatch.setattr(losses, "_KERNEL", [None])  # what `import numba` failing leaves
+        monkeypatch.setattr(engine, "_KERNEL", [None])  # what `import numba` failing leaves
     if path == "numpy-threads":
-        monkeypatch.setattr(losses, "PUT_THREADS", 0)
+        monkeypatch.setattr(engine, "PUT_THREADS", 0)

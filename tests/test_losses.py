@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-import focal_tutorial.losses as losses
+import focal_tutorial.engine as engine
 from focal_tutorial.core import class_weights
-from focal_tutorial.losses import SMALL_C, FocalLoss, focal_loss, focal_loss_reference
+from focal_tutorial.engine import SMALL_C
+from focal_tutorial.losses import FocalLoss, focal_loss, focal_loss_reference
 
 F64 = torch.float64
 # C below SMALL_C takes the CPU log-sum-exp path, C above it the (log_)softmax-kernel path: test both.
@@ -129,7 +130,7 @@ def test_both_code_paths_agree(monkeypatch, C, reduction):
     y[1, 2] = -100
     results = []
     for threshold in (0, 10**9):  # never / always the log-sum-exp path
-        monkeypatch.setattr(losses, "SMALL_C", threshold)
+        monkeypatch.setattr(engine, "SMALL_C", threshold)
         loss = focal_loss(x, y, alpha=torch.linspace(0.1, 1, C), gamma=1.5, reduction=reduction)
         results.append((loss, grad(loss, x)))
     torch.testing.assert_close(results[0], results[1], rtol=1e-12, atol=1e-14)
@@ -846,10 +847,10 @@ def test_module_buffer_edited_through_data_is_checked():
 @pytest.mark.parametrize("C_path", ["lse", "softmax"])
 def test_another_spatial_shape_with_the_same_size_without_numba(monkeypatch, shapes, C_path):
     "The NumPy path's target offsets follow the target's shape, not only N, C and the number of positions (item 12)."
-    monkeypatch.setattr(losses, "_KERNEL", [None])  # as tests/_loss_path.py does for the "numpy" path
-    monkeypatch.setattr(losses, "KERNEL_MAX", 0)
-    monkeypatch.setattr(losses, "SMALL_C", 10**9 if C_path == "lse" else 0)
-    monkeypatch.setattr(losses, "_BASES", {})
+    monkeypatch.setattr(engine, "_KERNEL", [None])  # as tests/_loss_path.py does for the "numpy" path
+    monkeypatch.setattr(engine, "KERNEL_MAX", 0)
+    monkeypatch.setattr(engine, "SMALL_C", 10**9 if C_path == "lse" else 0)
+    monkeypatch.setattr(engine, "_BASES", {})
     for i, (N, C, *extra) in enumerate(shapes):
         x, y = data(N, C, extra=tuple(extra), seed=i)
         loss = focal_loss(x, y, reduction="none")

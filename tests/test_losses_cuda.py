@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import focal_tutorial.losses as losses
+import focal_tutorial.engine as engine
 from focal_tutorial.losses import FocalLoss, focal_loss
 from test_losses import _automm_focal_loss_class
 
@@ -22,7 +22,7 @@ SHAPES = [((64, 10), ()), ((4, 10), (5, 6))]  # (N, C) and (N, C, d1, d2)
 @pytest.fixture(params=[True, False], ids=["fused", "pytorch"])
 def path(request, monkeypatch):
     "Run a test with the fused Triton kernel and with the PyTorch path."
-    monkeypatch.setattr(losses, "USE_FUSED", request.param)
+    monkeypatch.setattr(engine, "USE_FUSED", request.param)
     if request.param:
         pytest.importorskip("triton")
     return request.param
@@ -74,7 +74,7 @@ def test_fused_equals_pytorch_path(monkeypatch, C):
     alpha = torch.rand(C, device="cuda") + 0.1
     out = {}
     for fused in (True, False):
-        monkeypatch.setattr(losses, "USE_FUSED", fused)
+        monkeypatch.setattr(engine, "USE_FUSED", fused)
         loss = focal_loss(x, y, alpha, 1.5)
         out[fused] = loss, grad(loss, x)
     torch.testing.assert_close(out[True], out[False], rtol=1e-5, atol=1e-6)

@@ -50,7 +50,7 @@ if not INTERPRET:
                 assert ".entry" in kernel.asm["ptx"]
 else:
     import focal_tutorial.fused as fused
-    import focal_tutorial.losses as losses
+    import focal_tutorial.engine as engine
     from focal_tutorial.fused import _fused_focal_loss, _tiles
     from focal_tutorial.losses import FocalLoss, _reference_grad, focal_loss
 
@@ -234,7 +234,7 @@ def test_fused_entry_point_is_private():
 @pytest.fixture
 def fused_on_cpu(monkeypatch):
     "focal_loss and FocalLoss take the fused path for CPU tensors, as they do for CUDA tensors."
-    monkeypatch.setattr(losses, "_FUSED_ON_CPU", True)
+    monkeypatch.setattr(engine, "_FUSED_ON_CPU", True)
 
 
 @pytest.mark.parametrize("call,exc,msg", [
