@@ -82,10 +82,10 @@ def _losses(N: int, C: int, gamma: float, device):
     alpha = torch.rand(C, generator=torch.Generator().manual_seed(1)) + 0.1
     focal = losses.FocalLoss(alpha, gamma=gamma).to(device)
     fns = {"focal": focal, "ce": F.cross_entropy, "automm": AutoMMFocalLoss(alpha, gamma=gamma).to(device)}
-    if torch.device(device).type == "cpu" and engine._kernel() is not None:
-        fns["focal_numpy"] = _with_setting(focal, losses, "_KERNEL", [None])  # as a CPU without numba runs it
+    if torch.device(device).type == "cpu" and engine._cpu_kernel() is not None:
+        fns["focal_numpy"] = _with_setting(focal, engine, "_CPU_KERNEL", [None])  # as a CPU without numba runs it
     if torch.device(device).type == "cuda":
-        fns["focal_torch"] = _with_setting(focal, losses, "USE_FUSED", False)  # the PyTorch path, not the kernel
+        fns["focal_torch"] = _with_setting(focal, engine, "USE_FUSED", False)  # the PyTorch path, not the kernel
     return fns
 
 

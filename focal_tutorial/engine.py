@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SMALL_C', 'PUT_THREADS', 'USE_FUSED', 'KERNEL_MAX', 'fast_focal_loss']
+__all__ = ['SMALL_C', 'PUT_THREADS', 'USE_FUSED', 'CPU_KERNEL_MAX', 'fast_focal_loss']
 
 # %% ../nbs/01d_engine.ipynb #baddb063
 SMALL_C = 512  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats the softmax kernel (see the text)
@@ -120,7 +120,7 @@ def _gather_cpu(target, C: int, alpha, ignore_index: int, dt, x=None):
     logits as a contiguous (N, C, d1, ...) array of dtype `dt`; None: not read), its class weight (0 if ignored) and
     the flat index of its entry; then the number of non-ignored positions and the mask of the ignored ones (None if
     none is). One compiled call with numba, NumPy without."""
-    k = _kernel()
+    k = _cpu_kernel()
     y = _indices(target)
     N, D = y.shape[0], math.prod(y.shape[1:])
     if k is not None:
@@ -144,7 +144,7 @@ def _terms_cpu(logp, em, a, l, gamma: float, scale: float, per: bool, need_grad:
     """From log p, em = p - 1, the class weights `a` and the row sums `l` (None: rows already normalised), flat: the
     losses (`per`) or their sum times `scale`; and if `need_grad` the factor c = w scale / l of each gradient row and
     the gradient's target entry w scale (p - 1). One compiled call with numba, NumPy without."""
-    k = _kernel()
+    k = _cpu_kernel()
     if k is not None:
         none = _EMPTY1D[logp.dtype]
         c, tv = (np.empty_like(logp), np.empty_like(logp)) if need_grad else (none, none)
@@ -159,8 +159,8 @@ def _terms_cpu(logp, em, a, l, gamma: float, scale: float, per: bool, need_grad:
 def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_grad: bool):
     "The loss and, if `need_grad`, its gradient with respect to the logits for an incoming gradient of 1, on CPU."
     C = logits.shape[1]
-    if 0 < logits.numel() <= KERNEL_MAX and logits.dtype in _KERNEL_DTYPES and _kernel() is not None:
-        return _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad)
+    if 0 < logits.numel() <= CPU_KERNEL_MAX and logits.dtype in _CPU_KERNEL_DTYPES and _cpu_kernel() is not None:
+        return _forward_cpu_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad)
     cdt = _COMPUTE.get(logits.dtype, logits.dtype)
     dt, (fmin, tiny) = _NUMPY[cdt], _FINFO[cdt]
     lse = C < SMALL_C and (C <= 16 or logits.numel() >= PUT_THREADS)  # softmax = e / l, e = exp(x - max), l = sum(e)
@@ -292,20 +292,20 @@ def _use_fused(logits: torch.Tensor) -> bool:
             and logits.dtype in (torch.float32, torch.float16, torch.bfloat16) and _fused() is not None)
 
 # %% ../nbs/01d_engine.ipynb #87f8cae9
-KERNEL_MAX = 4096  # on CPU, logits of at most this many numbers (float32/float64) go to the compiled loop
-_KERNEL = []  # the module of compiled loops once imported; [None] without numba
-_KERNEL_DTYPES = (torch.float32, torch.float64)
+CPU_KERNEL_MAX = 4096  # on CPU, logits of at most this many numbers (float32/float64) go to the compiled loop
+_CPU_KERNEL = []  # the module of compiled loops once imported; [None] without numba
+_CPU_KERNEL_DTYPES = (torch.float32, torch.float64)
 _EMPTY1D = {np.dtype(dt): np.empty(0, dt) for dt in (np.float32, np.float64)}
 _EMPTY2 = {np.dtype(dt): np.empty((0, 0), dt) for dt in (np.float32, np.float64)}
 _EMPTY3 = {np.dtype(dt): np.empty((0, 0, 0), dt) for dt in (np.float32, np.float64)}
 
 
-def _kernel():
+def _cpu_kernel():
     "The compiled CPU loops (the module `focal_tutorial.cpu_kernel`, it needs numba); None without numba."
-    return _optional(_KERNEL, "focal_tutorial.cpu_kernel")
+    return _optional(_CPU_KERNEL, "focal_tutorial.cpu_kernel")
 
 
-def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad):
+def _forward_cpu_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad):
     "`_forward_cpu` for small float32/float64 batches: the compiled loop of `focal_tutorial.cpu_kernel`."
     x = logits.detach().numpy()
     y = _indices(target)
@@ -313,7 +313,7 @@ def _forward_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_
     x = x.reshape(N, C, -1)
     G = torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad else None  # PyTorch's memory
     per = np.empty((N, x.shape[2]), x.dtype) if reduction == "none" else _EMPTY2[x.dtype]
-    total, bad = _kernel()._focal_rows(x, y.reshape(N, -1), _EMPTY1D[x.dtype] if alpha is None else alpha.numpy(),
+    total, bad = _cpu_kernel()._focal_rows(x, y.reshape(N, -1), _EMPTY1D[x.dtype] if alpha is None else alpha.numpy(),
                                        gamma, ignore_index, reduction == "mean",
                                        _EMPTY3[x.dtype] if G is None else G.numpy().reshape(x.shape), per)
     if bad >= 0:

@@ -12,8 +12,8 @@ def _loss_path(monkeypatch):
     import focal_tutorial.engine as engine
     path = os.environ.get("FOCAL_TUTORIAL_LOSS_PATH", "")
     if path == "passes":
-        monkeypatch.setattr(engine, "KERNEL_MAX", 0)
+        monkeypatch.setattr(engine, "CPU_KERNEL_MAX", 0)
     if path.startswith("numpy"):
-        monkeypatch.setattr(engine, "_KERNEL", [None])  # what `import numba` failing leaves
+        monkeypatch.setattr(engine, "_CPU_KERNEL", [None])  # what `import numba` failing leaves
     if path == "numpy-threads":
         monkeypatch.setattr(engine, "PUT_THREADS", 0)

@@ -847,8 +847,8 @@ def test_module_buffer_edited_through_data_is_checked():
 @pytest.mark.parametrize("C_path", ["lse", "softmax"])
 def test_another_spatial_shape_with_the_same_size_without_numba(monkeypatch, shapes, C_path):
     "The NumPy path's target offsets follow the target's shape, not only N, C and the number of positions (item 12)."
-    monkeypatch.setattr(engine, "_KERNEL", [None])  # as tests/_loss_path.py does for the "numpy" path
-    monkeypatch.setattr(engine, "KERNEL_MAX", 0)
+    monkeypatch.setattr(engine, "_CPU_KERNEL", [None])  # as tests/_loss_path.py does for the "numpy" path
+    monkeypatch.setattr(engine, "CPU_KERNEL_MAX", 0)
     monkeypatch.setattr(engine, "SMALL_C", 10**9 if C_path == "lse" else 0)
     monkeypatch.setattr(engine, "_BASES", {})
     for i, (N, C, *extra) in enumerate(shapes):

@@ -17,7 +17,7 @@ from focal_tutorial.losses import focal_loss
 
 HERE = Path(__file__).parent
 F64 = torch.float64
-needs_numba = pytest.mark.skipif(engine._kernel() is None, reason="numba is not installed (the `fast` extra)")
+needs_numba = pytest.mark.skipif(engine._cpu_kernel() is None, reason="numba is not installed (the `fast` extra)")
 
 
 @pytest.mark.parametrize("path", ["passes", "numpy", "numpy-threads"])
@@ -36,8 +36,8 @@ def _run(path, x, y, alpha, gamma, reduction, numba=True):
     the compiled per-position helpers, or (`numba` False) in NumPy as without numba."""
     with pytest.MonkeyPatch.context() as m:
         if not numba:
-            m.setattr(engine, "_KERNEL", [None])
-        m.setattr(engine, "KERNEL_MAX", 10**9 if path == "kernel" else 0)
+            m.setattr(engine, "_CPU_KERNEL", [None])
+        m.setattr(engine, "CPU_KERNEL_MAX", 10**9 if path == "kernel" else 0)
         m.setattr(engine, "SMALL_C", 10**9 if path == "lse" else 0)
         if path == "lse":  # for more than 16 classes, small tensors take log-sum-exp only from PUT_THREADS logits
             m.setattr(engine, "PUT_THREADS", 0)
@@ -81,7 +81,7 @@ def test_non_contiguous_logits_on_every_path():
     x = (3 * torch.randn(7, 5, dtype=F64)).t()  # (5, 7), not contiguous
     y = torch.tensor([0, 6, 3, -100, 2])
     ref = _run("softmax", x.contiguous(), y, torch.linspace(0.1, 1, 7), 2.0, "none")
-    paths = ("kernel", "lse", "softmax") if engine._kernel() is not None else ("lse", "softmax")
+    paths = ("kernel", "lse", "softmax") if engine._cpu_kernel() is not None else ("lse", "softmax")
     for path in paths:
         for numba in (True, False) if path != "kernel" else (True,):
             torch.testing.assert_close(_run(path, x, y, torch.linspace(0.1, 1, 7), 2.0, "none", numba), ref,
@@ -108,25 +108,25 @@ def test_the_device_path_on_cpu_tensors():
 @needs_numba
 def test_small_float_batches_take_the_compiled_loop(monkeypatch):
     calls = []
-    real = engine._forward_kernel
-    monkeypatch.setattr(engine, "_forward_kernel", lambda *a: calls.append(a[0].shape) or real(*a))
+    real = engine._forward_cpu_kernel
+    monkeypatch.setattr(engine, "_forward_cpu_kernel", lambda *a: calls.append(a[0].shape) or real(*a))
     focal_loss(torch.randn(64, 10, requires_grad=True), torch.randint(0, 10, (64,))).backward()
     focal_loss(torch.randn(64, 10, dtype=torch.float16), torch.randint(0, 10, (64,)))  # half: the PyTorch path
-    focal_loss(torch.randn(64, 100), torch.randint(0, 100, (64,)))  # 6400 logits > KERNEL_MAX
+    focal_loss(torch.randn(64, 100), torch.randint(0, 100, (64,)))  # 6400 logits > CPU_KERNEL_MAX
     assert calls == [torch.Size([64, 10])]
 
 
 @needs_numba
 def test_larger_batches_take_the_compiled_helpers(monkeypatch):
-    "Above KERNEL_MAX, one compiled call gathers the targets and one computes the per-position terms; none without numba."
-    kernel, calls = engine._kernel(), []
+    "Above CPU_KERNEL_MAX, one compiled call gathers the targets and one computes the per-position terms; none without numba."
+    kernel, calls = engine._cpu_kernel(), []
     for name in ("_gather_targets", "_sample_terms", "_focal_rows"):
         real = getattr(kernel, name)
         monkeypatch.setattr(kernel, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    x = torch.randn(64, 100, requires_grad=True)  # 6400 logits > KERNEL_MAX
+    x = torch.randn(64, 100, requires_grad=True)  # 6400 logits > CPU_KERNEL_MAX
     focal_loss(x, torch.randint(0, 100, (64,))).backward()
     assert calls == ["_gather_targets", "_sample_terms"]
-    monkeypatch.setattr(engine, "_KERNEL", [None])
+    monkeypatch.setattr(engine, "_CPU_KERNEL", [None])
     focal_loss(x, torch.randint(0, 100, (64,))).backward()
     assert calls == ["_gather_targets", "_sample_terms"]
 
@@ -134,8 +134,8 @@ def test_larger_batches_take_the_compiled_helpers(monkeypatch):
 def test_without_numba_the_loss_is_the_same(monkeypatch):
     x, y = 3 * torch.randn(16, 5), torch.randint(0, 5, (16,))
     with_kernel = _run("kernel", x, y, [0.1, 0.2, 0.3, 0.2, 0.2], 2.0, "mean")
-    monkeypatch.setattr(engine, "_KERNEL", [None])  # what `import numba` failing leaves
-    assert engine._kernel() is None
+    monkeypatch.setattr(engine, "_CPU_KERNEL", [None])  # what `import numba` failing leaves
+    assert engine._cpu_kernel() is None
     torch.testing.assert_close(_run("kernel", x, y, [0.1, 0.2, 0.3, 0.2, 0.2], 2.0, "mean"), with_kernel,
                                rtol=1e-5, atol=1e-7)
 
@@ -147,9 +147,9 @@ def test_a_bad_target_gives_the_same_error_on_every_path(monkeypatch, shape, bad
     y[bad_at] = 9
     messages = set()
     for kernel_max, numba in ((10**9, True), (0, True), (0, False)):  # the compiled loop, the helpers, NumPy
-        monkeypatch.setattr(engine, "KERNEL_MAX", kernel_max)
+        monkeypatch.setattr(engine, "CPU_KERNEL_MAX", kernel_max)
         if not numba:
-            monkeypatch.setattr(engine, "_KERNEL", [None])
+            monkeypatch.setattr(engine, "_CPU_KERNEL", [None])
         with pytest.raises(ValueError) as e:
             focal_loss(x, y)
         messages.add(str(e.value))
