@@ -284,7 +284,7 @@ def machine(device: str = "cpu", threads: int | None = None, clock: str | None =
     if cuda:
         dev = torch.cuda.get_device_name()
     else:
-        from focal_tutorial.evaluate import machine_info  # the CPU model, as the study reports it
+        from focal_tutorial._machine import machine_info  # the CPU model, as the study reports it
         dev = machine_info()["cpu"]
     threads = threads or torch.get_num_threads()
     clock = clock or default_clock(threads)

@@ -11,7 +11,6 @@ import warnings
 from collections.abc import Mapping
 from importlib import metadata
 
-import numpy as np
 import pandas as pd
 
 from . import _checks
@@ -384,7 +383,7 @@ def choose_profile(
     elif not gpu:
         name, reason = "offline", "no CUDA GPU"
     else:
-        from .data import has_internet
+        from .shopee import has_internet
         internet = has_internet()
         name, reason = ("shopee", "CUDA GPU and internet") if internet else ("offline", "CUDA GPU but no internet")
     import sys

@@ -5,10 +5,7 @@
 # %% ../nbs/04_evaluate.ipynb #ff963942
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import platform
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
@@ -22,7 +19,7 @@ from ._checks import (_few, _got, _hashable, _py, check_classes, check_int, chec
 
 # %% auto #0
 __all__ = ['SCALAR_METRICS', 'EQUAL_WITHIN', 'MIN_PAIRS', 'VERDICT_COLUMNS', 'evaluate', 'summarize', 'paired_diff', 'verdicts',
-           'plot_per_class_recall', 'plot_confusions', 'machine_info']
+           'plot_per_class_recall', 'plot_confusions']
 
 # %% ../nbs/04_evaluate.ipynb #4050323e
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rare_class_recall")
@@ -325,18 +322,3 @@ def plot_confusions(
         ax.set(title=title, xlabel="predicted", ylabel="true")
     fig.tight_layout()
     return fig
-
-# %% ../nbs/04_evaluate.ipynb #4cb1a36d
-def machine_info() -> dict:  # cpu, cores, python, and torch and torch_threads if torch is installed
-    "The machine behind a timing: CPU model, usable cores, Python and torch versions, torch's threads."
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {"cpu": cpu, "cores": cores, "python": platform.python_version()}
-    try:
-        import torch  # here, not at the top: `import focal_tutorial.evaluate` stays free of torch
-    except ImportError:
-        return info
-    return info | {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}

@@ -9,30 +9,23 @@ import itertools
 import math
 from fractions import Fraction
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
-import torch
 from joblib import Parallel, delayed
-from sklearn.model_selection import StratifiedKFold
-from torch import nn
-from torch.utils.data import WeightedRandomSampler
 from tqdm import tqdm
 
 from ._checks import check_choice, check_gamma, check_int, check_list, check_number, check_seed
-from .calibration import (CALIBRATION_METRICS, calibration_metrics, check_scores, class_positions,
-                                        fit_temperature, logit_adjust, plot_reliability, softmax_scores)
+from .calibration import CALIBRATION_METRICS, calibration_metrics
+from .cnn import _check_recipe, fit_cnn, predict_logits
 from .core import WEIGHT_METHODS, class_weights
-from .data import DIGIT_CLASSES, _TorchThreads, digits_split
-from .evaluate import evaluate, machine_info, paired_diff, summarize, verdicts
+from .data import DIGIT_CLASSES, digits_split
+from .evaluate import evaluate
 from .losses import FocalLoss
+from .posthoc import cross_fit_temperature, logit_adjust, softmax_scores
 
 # %% auto #0
-__all__ = ['GAMMAS', 'ALPHAS', 'RATIOS', 'METRICS', 'CALIBRATION', 'SCALED', 'ADJUSTED', 'SAMPLINGS', 'ALTERNATIVES',
-           'LOWER_IS_BETTER', 'step_factor', 'ratio_label', 'SmallCNN', 'fit_cnn', 'predict_logits', 'predict',
-           'cross_fit_temperature', 'sweep', 'run_config', 'summary_table', 'vs_baseline', 'plot_heatmaps',
-           'plot_vs_ratio', 'plot_reliability_grid', 'alternatives', 'compare_alternatives', 'verdict_grid']
+__all__ = ['GAMMAS', 'ALPHAS', 'RATIOS', 'METRICS', 'CALIBRATION', 'SCALED', 'ADJUSTED', 'SAMPLINGS', 'step_factor',
+           'ratio_label', 'sweep', 'run_config']
 
 # %% ../nbs/06_study.ipynb #dc85422a
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # focusing parameters swept; 0 is cross-entropy
@@ -65,89 +58,6 @@ def ratio_label(ratio: float) -> str:
     "A ratio as a short fraction for tables and plots: 1 -> '1', 0.1 -> '1/10'."
     f = Fraction(float(ratio)).limit_denominator(1000)
     return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
-
-# %% ../nbs/06_study.ipynb #d9948a37
-class SmallCNN(nn.Sequential):
-    "Conv(1→w) → ReLU → Conv(w→2w) → ReLU → MaxPool(2) → Linear(2w·16 → classes), for 8×8 single-channel images."
-
-    def __init__(self, n_classes: int = len(DIGIT_CLASSES), width: int = 8):
-        super().__init__(
-            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * width * 16, n_classes))
-
-
-def _check_recipe(epochs, lr, batch_size, width) -> None:
-    check_int("epochs", epochs, low=1, hint="e.g. epochs=20"), check_int("width", width, low=1, hint="8 is the default")
-    check_int("batch_size", batch_size, low=1, hint="64 is the default")
-    check_number("lr", lr, low=0, low_open=True, hint="1e-2 is the default")
-
-
-_one_thread = _TorchThreads(1)  # `with _one_thread:` fits and predicts on one thread
-
-
-def _init(model: nn.Module, generator: torch.Generator) -> nn.Module:
-    "PyTorch's default initialisation of every convolution and linear layer, drawn from `generator`."
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):  # as their reset_parameters(), with our generator
-            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
-            bound = 1 / math.sqrt(m.weight[0].numel())  # 1 / sqrt(fan_in)
-            nn.init.uniform_(m.bias, -bound, bound, generator=generator)
-    return model
-
-
-def fit_cnn(
-    X: np.ndarray,  # training images, (n, 1, 8, 8) float32
-    y: np.ndarray,  # class indices 0..C-1, (n,)
-    loss: nn.Module | None = None,  # the criterion, e.g. `FocalLoss(alpha, gamma)`; default cross-entropy
-    n_classes: int | None = None,  # default: y.max() + 1
-    seed: int = 0,  # initial weights and minibatch order
-    epochs: int = 20,  # passes over the training set
-    lr: float = 1e-2,  # Adam's learning rate
-    batch_size: int = 64,  # minibatch size
-    width: int = 8,  # channels of the first convolution
-    oversample: bool = False,  # draw each epoch's C·n_largest images with class-balanced weights (with replacement)
-) -> SmallCNN:  # the trained model, in eval mode
-    "Train a `SmallCNN` with Adam on shuffled minibatches: seeded, on one thread, the same recipe for any loss."
-    _check_recipe(epochs, lr, batch_size, width)
-    seed = check_seed(seed)
-    X, y = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
-    if X.ndim != 4 or tuple(X.shape[1:]) != (1, 8, 8) or y.ndim != 1 or len(X) != len(y):
-        raise ValueError(f"X must be (n, 1, 8, 8) (SmallCNN's linear layer fits 8×8 single-channel images, as "
-                         f"`digits_split` returns them) with one label per image, got X {tuple(X.shape)} and "
-                         f"y {tuple(y.shape)}.")
-    n_classes = int(y.max()) + 1 if n_classes is None else check_int("n_classes", n_classes, low=2)
-    loss = FocalLoss(gamma=0.0) if loss is None else loss
-    if not isinstance(oversample, bool):
-        raise TypeError(f"oversample must be True or False, got {oversample!r}.")
-    with torch.device("meta"):  # built without drawing from torch's global generator: the caller's is untouched
-        model = SmallCNN(n_classes, width)
-    model = _init(model.to_empty(device="cpu"), torch.Generator().manual_seed(seed))
-    with _one_thread:  # one thread: deterministic reductions, no oversubscription
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        order = torch.Generator().manual_seed(seed)
-        if oversample:  # random oversampling to balance: every class drawn as often as the largest, in expectation
-            counts = np.bincount(y.numpy(), minlength=n_classes)
-            weights = class_weights(y.numpy(), classes=range(n_classes), method="inverse")  # 1/n_class, normalised
-            sampler = WeightedRandomSampler(torch.tensor(weights)[y], n_classes * int(counts.max()), generator=order)
-        for _ in range(epochs):
-            epoch = torch.tensor(list(sampler)) if oversample else torch.randperm(len(y), generator=order)
-            for idx in epoch.split(batch_size):
-                opt.zero_grad(set_to_none=True)
-                loss(model(X[idx]), y[idx]).backward()
-                opt.step()
-    return model.eval()
-
-
-def predict_logits(model: nn.Module, X: np.ndarray) -> np.ndarray:
-    "The logits of `model` for images `X`, (n, C) float64."
-    with _one_thread, torch.no_grad():
-        return model(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
-
-
-def predict(model: nn.Module, X: np.ndarray) -> np.ndarray:
-    "Class indices predicted by `model` for images `X`."
-    return predict_logits(model, X).argmax(1)
 
 # %% ../nbs/06_study.ipynb #34ea1ccb
 def _class_indices(y, classes) -> np.ndarray:
@@ -186,27 +96,6 @@ def _scores(y_true, y_pred, n_classes) -> dict:
     "The study's metrics from `evaluate`; the rare class is the last one (the one `make_imbalanced` shrinks most)."
     scores = evaluate(y_true, y_pred, classes=range(n_classes), rare_class=n_classes - 1)
     return {m: scores[m] for m in METRICS}
-
-
-def cross_fit_temperature(
-    logits,  # test logits (n, C)
-    y,  # test labels, class positions 0..C-1
-    seed: int = 0,  # how the samples are dealt into the folds
-    folds: int = 2,  # stratified folds: T for each fold is fitted on the others
-) -> tuple[np.ndarray, list[float]]:  # the temperature-scaled probabilities (n, C), and the T of each fold
-    "Temperature scaling without a separate validation set: each fold's probabilities use a T fitted by NLL on the other folds."
-    s = check_scores(logits, "logits")
-    y = class_positions(y, s.shape[1], name="y")
-    folds, seed = check_int("folds", folds, low=2, hint="2 is the default"), check_seed(seed)
-    n_min = np.bincount(y).min() if len(np.unique(y)) == s.shape[1] else 0
-    if n_min < folds:
-        raise ValueError(f"every class needs at least folds={folds} samples to be dealt into stratified folds; the "
-                         f"smallest has {n_min}.")
-    proba, temps = np.empty_like(s), []
-    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(s, y):
-        temps.append(fit_temperature(s[fit], y[fit]))
-        proba[held] = softmax_scores(s[held], temps[-1])
-    return proba, temps
 
 
 def _calibration(logits, y, prior_counts, seed) -> dict:
@@ -285,223 +174,3 @@ def run_config(
     "Train and score one configuration of the study."
     return sweep([gamma], [alpha], [ratio], [seed], classes=classes, epochs=epochs, lr=lr, batch_size=batch_size,
                  width=width).iloc[0].to_dict()
-
-# %% ../nbs/06_study.ipynb #2e9db2ca
-def _ratio_order(runs) -> list[float]:
-    "The ratios in the runs, balanced first."
-    return sorted(runs["ratio"].unique(), reverse=True)
-
-
-def summary_table(
-    runs: pd.DataFrame,  # the output of `sweep`
-    metrics=METRICS,  # the metric columns to show
-    digits: int = 3,  # decimals shown
-) -> pd.DataFrame:  # rows (alpha, gamma), columns (metric, ratio): "mean ± std" over seeds
-    "`evaluate.summarize`'s mean ± std over seeds for every configuration, as one table: a row per (alpha, gamma), a column per (metric, ratio)."
-    s = summarize(runs, by=["alpha", "gamma", "ratio"], metrics=list(metrics), digits=digits)
-    t = s["mean ± std"].unstack("metric").unstack("ratio")
-    alphas = [a for a in ALPHAS if a in set(runs["alpha"])]
-    t = t.reindex(sorted(t.index, key=lambda ag: (alphas.index(ag[0]), ag[1])))
-    t = t[[(m, r) for m in metrics for r in _ratio_order(runs)]]
-    t.columns = pd.MultiIndex.from_tuples([(m, ratio_label(r)) for m, r in t.columns], names=["metric", "ratio"])
-    return t
-
-# %% ../nbs/06_study.ipynb #28ef8e2f
-def vs_baseline(
-    runs: pd.DataFrame,  # the output of `sweep`; must hold the baseline configuration for every (ratio, seed)
-    metric: str = "rare_class_recall",  # the metric to compare
-    baseline=(0.0, "none"),  # (gamma, alpha) of the reference: cross-entropy without class weights
-) -> pd.DataFrame:  # per (ratio, alpha, gamma): mean, std and n of the paired difference, seeds better/worse/equal
-    "Each configuration minus the baseline on the same ratio and seed (`evaluate.paired_diff`): mean, std, seeds better/worse/equal."
-    if metric not in runs.columns:
-        raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
-    if isinstance(baseline, (str, bytes)) or not hasattr(baseline, "__len__") or len(baseline) != 2:
-        raise TypeError(f"baseline must be a pair (gamma, alpha), got {baseline!r}; e.g. (0.0, 'none'), cross-entropy.")
-    gamma, alpha = check_gamma(baseline[0], "baseline[0]"), _alpha_name("baseline[1]", baseline[1])
-    return paired_diff(runs, metric, by=["ratio", "alpha", "gamma"], baseline={"gamma": gamma, "alpha": alpha},
-                       pair_on=["ratio", "seed"])
-
-# %% ../nbs/06_study.ipynb #59c25138
-def plot_heatmaps(
-    runs: pd.DataFrame,  # the output of `sweep`
-    metric: str = "rare_class_recall",  # the metric shown
-    delta: bool = True,  # show the mean paired difference from the baseline (True) or the mean itself (False)
-    baseline=(0.0, "none"),  # (gamma, alpha) of the reference when delta=True: cross-entropy without class weights
-    floor: float = 0.05,  # the smallest half-range of a panel's colour scale, so that noise stays pale
-    fmt: str | None = None,  # number format of the annotations; default "+.3f" for differences, ".3f" for means
-    ncols: int = 2,  # panels per row
-):  # the matplotlib Figure
-    "A gamma × alpha heatmap per imbalance ratio, each with its own colour scale: by default the paired difference from cross-entropy."
-    if metric not in runs.columns:
-        raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
-    floor, ncols = check_number("floor", floor, low=0, hint="0.05 is the default"), check_int("ncols", ncols, low=1)
-    if delta:
-        table = vs_baseline(runs, metric, baseline)["mean"].reset_index()
-    else:
-        table = runs.groupby(["ratio", "alpha", "gamma"], sort=False)[metric].mean().rename("mean").reset_index()
-    fmt = fmt or ("+.3f" if delta else ".3f")
-    ratios = _ratio_order(runs)
-    alphas = [a for a in ALPHAS if a in set(runs["alpha"])]
-    ncols = min(ncols, len(ratios))
-    nrows = math.ceil(len(ratios) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.4 * nrows + 0.6), squeeze=False)
-    for ax, r in zip(axes.flat, ratios):
-        grid = table[table["ratio"] == r].pivot(index="alpha", columns="gamma", values="mean").reindex(alphas)
-        grid.columns = [f"{g:g}" for g in grid.columns]
-        if delta:  # diverging, centred at 0: blue better than the baseline, red worse
-            lim = max(float(np.nanmax(np.abs(grid.to_numpy()))), floor)
-            kw = dict(cmap="RdBu", center=0, vmin=-lim, vmax=lim)
-        else:
-            kw = dict(cmap="viridis", vmin=np.nanmin(grid.to_numpy()), vmax=np.nanmax(grid.to_numpy()))
-        sns.heatmap(grid, annot=True, fmt=fmt, ax=ax, annot_kws={"size": 11}, cbar_kws={"shrink": 0.9}, **kw)
-        ax.set(title=f"ratio {ratio_label(r)}", xlabel="gamma", ylabel="alpha")
-        ax.tick_params(axis="y", rotation=0)
-    for ax in axes.flat[len(ratios):]:
-        ax.set_visible(False)
-    what = (f"{metric}: mean difference from gamma={baseline[0]:g}, alpha={baseline[1]}" if delta
-            else f"{metric}: mean")
-    fig.suptitle(f"{what} over {runs['seed'].nunique()} seeds (one colour scale per panel)")
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/06_study.ipynb #c62e8e9f
-def plot_vs_ratio(
-    runs: pd.DataFrame,  # the output of `sweep`
-    metric: str = "rare_class_recall",  # the metric on the y axis
-    hue: str = "alpha",  # a line per value of this column: "alpha" or "gamma"
-    col: str = "gamma",  # a panel per value of this column: "gamma" or "alpha"
-    errorbar="se",  # seaborn's errorbar: "se" (standard error of the mean over seeds), "sd", ("ci", 95), None
-):  # the seaborn FacetGrid
-    "A metric's mean over seeds against the imbalance ratio (more imbalance to the right): a line per `hue`, a panel per `col`."
-    if metric not in runs.columns:
-        raise ValueError(f"runs has no column {metric!r}; choose one of {list(METRICS)}.")
-    if {hue, col} != {"alpha", "gamma"}:
-        raise ValueError(f"hue and col must be 'alpha' and 'gamma' (either way round), got hue={hue!r}, col={col!r}.")
-    ratios = _ratio_order(runs)
-    order = {"alpha": [a for a in ALPHAS if a in set(runs["alpha"])],
-             "gamma": [f"{g:g}" for g in sorted(runs["gamma"].unique())]}
-    data = runs.assign(gamma=runs["gamma"].map(lambda g: f"{g:g}"))
-    fg = sns.relplot(data=data, x="ratio", y=metric, hue=hue, hue_order=order[hue], col=col, col_order=order[col],
-                     kind="line", marker="o", errorbar=errorbar, palette="viridis" if hue == "gamma" else "deep",
-                     col_wrap=3, height=3.2, aspect=1.1)  # at most 3 panels a row: readable at page width
-    for ax in fg.axes.flat:
-        ax.set_xscale("log")
-        ax.set_xticks(ratios, [ratio_label(r) for r in ratios])
-        ax.minorticks_off()
-        if len(ratios) > 1:
-            ax.set_xlim(max(ratios) * 1.3, min(ratios) / 1.3)  # balanced on the left, most imbalanced on the right
-    fg.set_titles(f"{col} = {{col_name}}")
-    fg.set_axis_labels("ratio (rarest / largest)", metric)
-    return fg
-
-# %% ../nbs/06_study.ipynb #h20a0002
-def plot_reliability_grid(
-    runs: pd.DataFrame,  # runs of `sweep(..., keep_proba=True)`
-    gammas=(0.0, 1.0, 2.0, 3.0),  # a line per gamma (those present in the runs); 0 is cross-entropy
-    alpha: str = "none",  # the alpha of the runs shown
-    ratios=None,  # a panel per ratio; default: the balanced and the most imbalanced ratio of the runs
-    n_bins: int = 15,  # the ECE's bins
-):  # the matplotlib Figure
-    "Reliability diagrams pooled over seeds: a panel per ratio, a line per gamma (cross-entropy and focal loss)."
-    if "proba" not in runs.columns:
-        raise ValueError("runs hold no test probabilities; run `sweep(..., keep_proba=True)`.")
-    alpha = _alpha_name("alpha", alpha)
-    gammas = check_list("gammas", gammas, lambda n, g: check_gamma(g, n), "[0, 1, 2, 3]")
-    ratios = ([max(runs["ratio"]), min(runs["ratio"])] if ratios is None else
-              check_list("ratios", ratios, lambda n, r: _check_ratio(r, n), "[1, 1/27]"))
-    ratios = list(dict.fromkeys(ratios))
-    fig, axes = plt.subplots(1, len(ratios), figsize=(4.8 * len(ratios), 4.8), squeeze=False)
-    for ax, r in zip(axes.flat, ratios):
-        curves = {}
-        for g in gammas:
-            sel = runs[(runs["ratio"] == r) & (runs["gamma"] == g) & (runs["alpha"] == alpha)]
-            if len(sel):
-                curves["cross-entropy" if g == 0 else f"focal, γ={g:g}"] = (np.concatenate(list(sel["proba"])),
-                                                                            np.concatenate(list(sel["y_test"])))
-        if not curves:
-            raise ValueError(f"no run with ratio {ratio_label(r)}, alpha {alpha!r} and gamma in {gammas}.")
-        n = sel["seed"].nunique() if len(sel) else runs["seed"].nunique()
-        plot_reliability(curves, n_bins=n_bins, ax=ax, title=f"ratio {ratio_label(r)} ({n} seeds pooled)",
-                         palette="viridis")
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/06_study.ipynb #h20a0008
-ALTERNATIVES = ("cross-entropy", "weighted cross-entropy", "oversampling", "cross-entropy + logit adjustment",
-                "focal loss", "focal loss + logit adjustment")
-LOWER_IS_BETTER = CALIBRATION  # metrics where a smaller value is better
-
-
-def alternatives(
-    runs: pd.DataFrame,  # `sweep` runs: the grid (shuffled) and, for oversampling, `sweep(sampling="oversample")`'s
-    alpha: str = "inverse",  # the class weights of weighted cross-entropy and focal loss
-    gamma: float = 1.0,  # focal loss's gamma, > 0
-) -> pd.DataFrame:  # one row per (method, ratio, seed): method, ratio, seed, METRICS and CALIBRATION
-    "The six methods of `ALTERNATIVES`, each one row per (ratio, seed), taken from the runs (logit adjustment from the `la_` columns)."
-    alpha = check_choice("alpha", alpha, WEIGHT_METHODS, hint="the class weights of weighted cross-entropy")
-    gamma = check_number("gamma", gamma, low=0, low_open=True, hint="focal loss needs gamma > 0; 1 is AutoGluon's")
-    if "sampling" not in runs.columns:
-        raise ValueError("runs lack the column 'sampling'; pass the output of `sweep`.")
-    cols = list(METRICS + CALIBRATION)
-    picks = {"cross-entropy": ("shuffle", 0.0, "none", ""), "weighted cross-entropy": ("shuffle", 0.0, alpha, ""),
-             "oversampling": ("oversample", 0.0, "none", ""), "cross-entropy + logit adjustment": ("shuffle", 0.0, "none", "la_"),
-             "focal loss": ("shuffle", gamma, alpha, ""), "focal loss + logit adjustment": ("shuffle", gamma, "none", "la_")}
-    parts = []
-    for method, (sampling, g, a, prefix) in picks.items():
-        sel = runs[(runs["sampling"] == sampling) & (runs["gamma"] == g) & (runs["alpha"] == a)]
-        if sel.empty:
-            how = 'sweep(..., sampling="oversample")' if sampling == "oversample" else "sweep"
-            raise ValueError(f"no run for {method} (gamma {g:g}, alpha {a!r}, {sampling}); add it with `{how}`.")
-        part = sel[["ratio", "seed"]].copy()
-        part[cols] = sel[[prefix + c for c in cols]].to_numpy()
-        parts.append(part.assign(method=method))
-    out = pd.concat(parts, ignore_index=True)[["method", "ratio", "seed", *cols]]
-    if out.duplicated(["method", "ratio", "seed"]).any():
-        raise ValueError("runs hold a configuration twice for the same ratio and seed; pass one sweep's runs.")
-    return out
-
-
-def compare_alternatives(
-    table: pd.DataFrame,  # the output of `alternatives`
-    metrics=METRICS + CALIBRATION,  # the metrics judged
-    margin: float = 0.01,  # a mean paired difference up to this is no difference (as `evaluate.verdicts`)
-    calibration_margin: float = 0.005,  # the same for ECE, NLL and Brier, whose values are smaller
-) -> pd.DataFrame:  # per (method, ratio, metric): mean, difference from cross-entropy, ahead, behind, seeds, verdict
-    "Each method against cross-entropy at each ratio, paired by seed, with `evaluate.verdicts` (lower is better for ECE, NLL, Brier)."
-    margin = check_number("margin", margin, low=0, hint="0.01 is the default")
-    calibration_margin = check_number("calibration_margin", calibration_margin, low=0, hint="0.005 is the default")
-    missing = [c for c in ("method", "ratio", "seed") if c not in table.columns]
-    if missing or "cross-entropy" not in set(table["method"]):
-        raise ValueError("table must be the output of `alternatives`, with the cross-entropy runs; "
-                         + (f"it lacks the columns {missing}." if missing else "it has no 'cross-entropy' rows."))
-    metrics = check_list("metrics", metrics, example="['rare_class_recall', 'ece']")
-    absent = [m for m in metrics if m not in table.columns]
-    if absent:
-        raise ValueError(f"no column {absent[0]!r} in table; its metrics are {list(METRICS + CALIBRATION)}.")
-    rows = []
-    for r in _ratio_order(table):
-        at = table[table["ratio"] == r]
-        for m in metrics:
-            for method in [x for x in ALTERNATIVES if x in set(at["method"]) and x != "cross-entropy"]:
-                lower = m in LOWER_IS_BETTER
-                v = verdicts(at, method, "cross-entropy", metrics=[m], by="method", lower_is_better=[m] if lower else (),
-                             margin=calibration_margin if lower else margin).loc[m]
-                rows.append({"method": method, "ratio": r, "metric": m, "mean": v[method],
-                             "difference": v["difference"], "ahead": v["ahead"], "behind": v["behind"],
-                             "seeds": v["seeds"], "verdict": v["verdict"]})
-    return pd.DataFrame(rows).set_index(["method", "ratio", "metric"])
-
-
-def verdict_grid(
-    comparison: pd.DataFrame,  # the output of `compare_alternatives`
-    metric: str = "rare_class_recall",  # the metric shown
-) -> pd.DataFrame:  # rows the methods, columns the ratios: "difference verdict (ahead↑ behind↓)", '–' for no clear difference
-    "One metric of `compare_alternatives` as a methods × ratios table of paired differences and verdicts ('–': no clear difference)."
-    c = comparison.xs(metric, level="metric")
-    short = {"no clear difference": "–"}
-    text = c.apply(lambda x: f"{x['difference']:+.3f} {short.get(x['verdict'], x['verdict'])} "
-                             f"({int(x['ahead'])}↑ {int(x['behind'])}↓)", axis=1)
-    t = text.unstack("ratio")
-    t = t.reindex([m for m in ALTERNATIVES if m in t.index])[sorted(t.columns, reverse=True)]
-    t.columns = pd.Index([ratio_label(r) for r in t.columns], name="ratio")
-    return t

@@ -6,339 +6,28 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
-import logging
-import math
 import os
 import random
-import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from unittest import mock
 
-import numpy as np
 import pandas as pd
 
 from . import _checks
-from .automm import (FOCAL_KEYS, _check_focal, _check_train_data, _need_focal_loss, _two_classes,
-                                   automm_classes, check_alpha, fit_predictor, focal_hyperparameters,
+from .automm import (_check_train_data, automm_classes, check_alpha, fit_predictor, focal_hyperparameters,
                                    translate_hyperparameters)
-from .core import WEIGHT_METHODS, class_weights
 from .evaluate import SCALAR_METRICS, evaluate, verdicts
+from .ray_cluster import (_check_resources_per_trial, _cluster_address, _remove_other_nodes_staging,
+                                        _reporting_to, _search_session)
+from .search_space import (ALPHA_KEY, ALPHA_METHODS, GAMMA_KEY, _grid, _is_space, _tag_of, alpha_choices,
+                                         check_search_space, parse_alpha)
 
 # %% auto #0
-__all__ = ['ALPHA_METHODS', 'GAMMA_KEY', 'ALPHA_KEY', 'REDUCTION_KEY', 'DEFAULT_GAMMAS', 'CONNECT_TIMEOUT', 'RAY_CLIENT_ADVICE',
-           'MIN_TRIAL_SECONDS', 'SEARCHERS', 'SCHEDULERS', 'EVAL_METRICS', 'alpha_string', 'parse_alpha',
-           'alpha_choices', 'focal_search_space', 'check_search_space', 'ray_session', 'TuningResult', 'tune_focal',
-           'tuned_hyperparameters', 'compare_with_baseline', 'tuning_verdict', 'plot_trials']
-
-# %% ../nbs/07_tuning.ipynb #80e40395
-ALPHA_METHODS = ("none", *WEIGHT_METHODS)  # "none": equal weights; the others: `class_weights(method=...)`
-GAMMA_KEY, ALPHA_KEY = "optim.focal_loss.gamma", "optim.focal_loss.alpha"
-REDUCTION_KEY = "optim.focal_loss.reduction"
-DEFAULT_GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # 0: (weighted) cross-entropy ... 5: strong focusing
-
-
-def alpha_string(
-    weights,  # one weight per class, in AutoMM's class order
-) -> str:  # "w0,w1,...": what AutoMM's FocalLoss reads, and what a `tune.choice` can hold
-    "Class weights as the string AutoMM's `FocalLoss` parses for HPO: `'w0,w1,...'` (6 significant digits)."
-    if weights is None:
-        raise TypeError("alpha_string needs one weight per class, got None. No class weights is alpha=None itself, "
-                        "not a string: put None in the hyperparameters (or in the tune.choice), or use "
-                        "alpha_choices(labels)['none'] for equal weights.")
-    weights = _checks.check_alpha(weights, name="weights")
-    return ",".join(f"{w:.6g}" for w in weights)
-
-
-def parse_alpha(
-    value,  # an alpha choice: "w0,w1,..." or "(w0,w1,...)", a list or array of weights, or None
-    name: str = "alpha",  # the argument's name in messages
-) -> list[float] | None:  # the weights, checked
-    "An `alpha` value read the way AutoMM's `FocalLoss` reads it (strings: strip '()', split at ','), checked by `_checks.check_alpha`."
-    return _checks.check_alpha(value, name=name)
-
-# %% ../nbs/07_tuning.ipynb #899ff168
-def alpha_choices(
-    labels,  # the training labels the trials train on
-    methods=ALPHA_METHODS,  # weighting methods, any of ALPHA_METHODS
-    classes=None,  # the class order; default AutoMM's for `labels` (sorted); pass automm_classes(labels, pos_label) with data.pos_label
-    beta: float = 0.999,  # the "effective" method's beta
-) -> dict:  # {method: "w0,w1,..."}
-    "One AutoMM alpha string per weighting method, weights in AutoMM's class order: 'none' is equal weights."
-    methods = _checks.check_list("methods", methods, lambda n, m: _checks.check_choice(n, m, ALPHA_METHODS),
-                                 "['none', 'inverse']", empty=" (an empty search space)")
-    y = _checks.label_series(labels)
-    classes = automm_classes(y) if classes is None else _checks.check_classes(classes)
-    return {m: alpha_string([1 / len(classes)] * len(classes) if m == "none"
-                            else class_weights(y, classes=classes, method=m, beta=beta)) for m in methods}
-
-# %% ../nbs/07_tuning.ipynb #f31d68fb
-_TAG = "_focal_tutorial"  # what focal_search_space knows about its alpha choice, kept on the tune.choice object
-
-
-def _tag(choice, names: dict, classes: list, beta: float | None):
-    "`choice` (the alpha `tune.choice`) with the method of each string, the class order and beta attached."
-    setattr(choice, _TAG, {"names": dict(names), "classes": list(classes), "beta": beta})
-    return choice
-
-
-def _tag_of(choice) -> dict:
-    return getattr(choice, _TAG, None) or {}
-
-
-def focal_search_space(
-    train_data: pd.DataFrame,  # the data the trials train on (its labels give the class weights)
-    gammas=DEFAULT_GAMMAS,  # gamma values to try, each >= 0
-    alpha_methods=ALPHA_METHODS,  # weighting methods to try (see `alpha_choices`)
-    hyperparameters: Mapping | None = None,  # the profile's other AutoMM settings (no loss settings)
-    label: str = "label",  # the label column
-    reduction: str = "sum",  # AutoMM's FocalLoss reduction: "sum" (AutoGluon's focal-loss tutorial) or "mean"
-    beta: float = 0.999,  # the "effective" method's beta
-) -> dict:  # AutoMM hyperparameters with two Ray Tune choices, for `tune_focal` or `MultiModalPredictor.fit`
-    "AutoMM hyperparameters that search focal loss's gamma and alpha method with Ray Tune choices, alpha in AutoMM's class order."
-    from ray import tune
-    gammas = _checks.check_list("gammas", gammas, lambda n, g: _checks.check_gamma(g, name=n), "[0, 1, 2]", empty=" (an empty search space)")
-    h = translate_hyperparameters(hyperparameters)
-    taken = sorted(k for k in h if k == "optim.loss_func" or k.startswith("optim.focal_loss."))
-    if taken:
-        raise ValueError(f"hyperparameters already set {taken}; leave the loss settings to focal_search_space.")
-    reduction = _checks.check_choice("reduction", reduction, ("sum", "mean"))
-    order = check_alpha(h, train_data, label=label)  # checks the data; AutoMM's class order (data.pos_label last)
-    _two_classes(order)
-    by_string = {}
-    for method, s in alpha_choices(train_data[label], alpha_methods, classes=order, beta=beta).items():
-        by_string.setdefault(s, method)  # on balanced data several methods give the same weights: try them once
-    alpha = _tag(tune.choice(list(by_string)), names=by_string, classes=order, beta=beta)
-    return {**h, "optim.loss_func": "focal_loss", REDUCTION_KEY: reduction, GAMMA_KEY: tune.choice(gammas),
-            ALPHA_KEY: alpha}
-
-# %% ../nbs/07_tuning.ipynb #acdb0ca9
-def _choices(space):
-    "The values of a choice (Ray Tune's `tune.choice` or AutoGluon's `space.Categorical`), else None."
-    if hasattr(space, "categories"):
-        return list(space.categories)
-    if type(space).__name__ == "Categorical" and hasattr(space, "data"):
-        return list(space.data)
-    return None
-
-
-def _is_space(value) -> bool:
-    "Whether `value` is a search dimension: a Ray Tune domain or an AutoGluon space."
-    from ray.tune.search.sample import Domain
-    return isinstance(value, Domain) or type(value).__module__.startswith("autogluon.common.space")
-
-
-def _same(value):
-    "What makes two choices the same: the value (1 == 1.0), or its repr when it cannot be hashed."
-    try:
-        hash(value)
-        return value
-    except TypeError:
-        return repr(value)
-
-
-def _check_gamma_range(space) -> None:
-    "A continuous gamma dimension: both bounds >= 0, lower below upper."
-    lower, upper = getattr(space, "lower", None), getattr(space, "upper", None)
-    if lower is None or upper is None or math.isinf(lower) or math.isinf(upper):
-        raise TypeError(f"{GAMMA_KEY} is searched with {type(space).__name__} without two finite bounds (e.g. tune.randn), "
-                        "which can sample gamma < 0; use tune.uniform(low, high) with 0 <= low < high, or tune.choice.")
-    lower = _checks.check_gamma(lower, name=f"the lower bound of {GAMMA_KEY}")
-    upper = _checks.check_gamma(upper, name=f"the upper bound of {GAMMA_KEY}")
-    if not lower < upper:
-        raise ValueError(f"{GAMMA_KEY} is searched between {lower:g} and {upper:g}: the lower bound must be below the "
-                         "upper one, e.g. tune.uniform(0, 3).")
-
-
-def _check_dimension(key: str, space, fixed: dict, train_data, label: str, classes) -> tuple:
-    "One searched key, checked: (the dimension to search, its number of values or None for a range)."
-    from ray import tune
-    values = _choices(space)
-    if values is None:  # a range
-        if key in (ALPHA_KEY, REDUCTION_KEY):
-            eg = "tune.choice(list(alpha_choices(labels).values()))" if key == ALPHA_KEY else "tune.choice(['sum', 'mean'])"
-            raise TypeError(f"{key} must be searched with tune.choice, got {type(space).__name__}; e.g. {eg}.")
-        if key == GAMMA_KEY:
-            _check_gamma_range(space)
-        return space, None
-    if not values:
-        raise ValueError(f"{key} is a choice with no values: an empty search space; list at least one.")
-    name = f"{key} choices"
-    if key == GAMMA_KEY:
-        values = [_checks.check_gamma(g, name=f"{name}[{i}]") for i, g in enumerate(values)]
-    elif key == REDUCTION_KEY:
-        values = [_check_focal({key: r})[key] for r in values]  # AutoMM's reductions; 'none' refused with its reason
-    elif key == ALPHA_KEY:
-        strings = []
-        for i, a in enumerate(values):
-            if isinstance(a, (Mapping, pd.Series)):
-                raise TypeError(f"{name}[{i}] is a {type(a).__name__}, whose order need not be AutoMM's class order; "
-                                "use alpha_choices(labels) (strings in AutoMM's order).")
-            w = parse_alpha(a, name=f"{name}[{i}]")
-            check_alpha({**fixed, ALPHA_KEY: w}, train_data, label=label, classes=classes)
-            strings.append(None if w is None else alpha_string(w))
-        values = strings
-    same = [_same(v) for v in values]
-    twice = [v for i, v in enumerate(values) if same[i] in same[:i]]
-    if twice:
-        raise ValueError(f"{name} list the same value more than once ({twice}" + (", after writing each as AutoMM's "
-                         "string" if key == ALPHA_KEY else "") + "): each copy would be one more combination, the same "
-                         "setting tried twice; list each value once.")
-    if key in (GAMMA_KEY, ALPHA_KEY):
-        tag = _tag_of(space)
-        choice = tune.choice(values)
-        return (_tag(choice, tag["names"], tag["classes"], tag["beta"]) if tag else choice), len(values)
-    return space, len(values)
-
-
-def check_search_space(
-    search_space: Mapping,  # AutoMM hyperparameters with search dimensions (e.g. from `focal_search_space`)
-    train_data: pd.DataFrame,  # the data the trials train on
-    label: str = "label",  # its label column
-    classes=None,  # the class order hand-made alpha choices were computed in, if not AutoMM's own (checked against it)
-) -> tuple[dict, int | None]:  # (the space with alpha choices as AutoMM strings, number of combinations or None)
-    "Check a focal-loss search space before any trial: focal loss on, every dimension valid and without repeats, alpha in AutoMM's class order."
-    if not isinstance(search_space, Mapping):
-        raise TypeError(f"search_space must be a dict of AutoMM hyperparameters, got {type(search_space).__name__}; "
-                        "build one with focal_search_space(train_data).")
-    h = translate_hyperparameters(search_space, warn=False)
-    grid = [k for k, v in h.items() if isinstance(v, Mapping) and list(v) == ["grid_search"]]
-    if grid:  # tune.grid_search(...) is a plain dict: it would read as a fixed (and invalid) setting
-        raise ValueError(f"search_space sets {grid[0]!r} to tune.grid_search(...), which AutoMM's search does not "
-                         "take (its Bayesian searcher cannot, and its random one would run every grid point "
-                         "num_trials times); use tune.choice([...]) for that dimension, as focal_search_space does.")
-    searched = [k for k, v in h.items() if _is_space(v)]
-    if not searched:
-        raise ValueError("search_space searches nothing (no tune.choice / tune.uniform in it): an empty search "
-                         f"space; e.g. {GAMMA_KEY!r}: tune.choice([0, 1, 2]), or use focal_search_space(train_data).")
-    if "optim.loss_func" in searched:
-        raise ValueError("search_space searches optim.loss_func; fix it to 'focal_loss' and compare with "
-                         "cross-entropy separately (as compare_with_baseline does).")
-    unknown = sorted(k for k in h if k.startswith("optim.focal_loss.") and k not in FOCAL_KEYS)
-    if unknown:
-        raise ValueError(f"unknown focal-loss settings {unknown}; AutoMM's are {list(FOCAL_KEYS)}.")
-    focal_searched = [k for k in searched if k in FOCAL_KEYS]
-    _need_focal_loss(h, focal_searched, f"search_space searches {focal_searched}",
-                     "every trial would train the same loss", "(focal_search_space does).")
-    if classes is None:  # focal_search_space's alpha strings are in AutoMM's order (data.pos_label last): it says so
-        classes = _tag_of(h.get(ALPHA_KEY)).get("classes")
-    fixed = {k: v for k, v in h.items() if k not in searched}
-    _two_classes(check_alpha(fixed, train_data, label=label, classes=classes))
-    out, sizes = dict(h), []
-    for key in searched:
-        out[key], size = _check_dimension(key, h[key], fixed, train_data, label, classes)
-        sizes.append(size)
-    return out, (math.prod(sizes) if None not in sizes else None)
-
-# %% ../nbs/07_tuning.ipynb #d88c788e
-CONNECT_TIMEOUT = 10  # seconds a cluster's head has to answer before tune_focal gives up (Ray itself retries for minutes)
-RAY_CLIENT_ADVICE = (
-    "Ray Client (ray://) is not supported: through it the trials run, but their results never reach tune_focal, so "
-    "the table and the pick are lost. Run the script on the cluster instead: on a node of it (the head, or a machine "
-    "joined with `ray start --address=HEAD:6379`) with RAY_ADDRESS=HEAD:6379, or submit it as a Ray job, which runs "
-    "it on the head: `ray job submit --address http://HEAD:8265 --working-dir . -- python your_search.py`.")
-
-
-def _cluster_address(address) -> tuple[str | None, str | None]:
-    "(host:port of the cluster to join, or None for a local Ray; where the address came from), checked."
-    if address is None:
-        address, source = os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS"
-        if address is None:
-            return None, None
-    else:
-        source = "ray_address"
-    if not isinstance(address, str):
-        raise TypeError(f"{source} must be a string such as 'HEAD:6379' or 'auto', got {type(address).__name__}.")
-    given, address = address, address.strip()
-    if address == "local":
-        return None, source
-    if address.startswith("ray://"):
-        raise ValueError(f"{source}={given!r}: {RAY_CLIENT_ADVICE}")
-    if "://" in address:
-        raise ValueError(f"{source}={given!r} is not a Ray cluster address: give the head's address HEAD:6379 (the "
-                         "host:port `ray start --head` prints), or 'auto' on a node of the cluster. "
-                         "http://HEAD:8265 is the dashboard, where `ray job submit` sends a script.")
-    if address == "auto":
-        from ray._private.services import canonicalize_bootstrap_address
-        with mock.patch.dict(os.environ):
-            os.environ.pop("RAY_ADDRESS", None)  # Ray would read it first; "auto" means the cluster started here
-            try:
-                found = canonicalize_bootstrap_address("auto")
-            except ConnectionError:
-                found = None
-        if not found:
-            raise ConnectionError(f"{source}='auto' found no Ray cluster started on this machine (`ray start` "
-                                  "records one in Ray's temporary folder); start one, give the head's address "
-                                  "HEAD:6379, or leave the address unset for a local Ray.")
-        return found, f"{source}='auto'"
-    host, colon, port = address.rpartition(":")
-    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{source}={given!r} is not an address Ray can join: write HOST:PORT with the head's GCS "
-                         "port, e.g. '10.0.0.5:6379' (what `ray start --head` prints), or 'auto' on a node of the "
-                         "cluster.")
-    return f"{host}:{int(port)}", f"{source}={given!r}"
-
-
-def _probe_cluster(address: str, source: str) -> None:
-    "Ask the head at `address` for its nodes (one gRPC call, CONNECT_TIMEOUT s); refuse before Ray's long retries."
-    import grpc
-    import psutil
-    from ray.core.generated import gcs_pb2, gcs_service_pb2, gcs_service_pb2_grpc
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetAllNodeInfo(
-                gcs_service_pb2.GetAllNodeInfoRequest(), timeout=CONNECT_TIMEOUT)
-        except grpc.RpcError as e:
-            raise ConnectionError(
-                f"no Ray cluster answers at {address} (from {source}) within {CONNECT_TIMEOUT} s: {e.details()}. "
-                "Check that the head runs and that this is the host:port `ray start --head` printed (6379 by "
-                "default); for a local Ray instead, unset RAY_ADDRESS and pass no ray_address.") from None
-    alive = gcs_pb2.GcsNodeInfo.GcsNodeState.Value("ALIVE")
-    nodes = {n.node_manager_address for n in reply.node_info_list if n.state == alive}
-    import ray.util
-    here = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs} | {ray.util.get_node_ip_address()}
-    if not nodes & here:
-        raise ConnectionError(
-            f"this machine is not a node of the Ray cluster at {address} (from {source}), whose nodes are "
-            f"{sorted(nodes)}: a script that joins a cluster by HOST:PORT must run on one of its nodes. Run it on the "
-            f"head, join this machine first with `ray start --address={address}`, or submit the script as a Ray job "
-            "(`ray job submit --address http://HEAD:8265 --working-dir . -- python your_search.py`).")
-
-
-@contextlib.contextmanager
-def ray_session(
-    address: str | None = None,  # a Ray cluster ("HEAD:6379", "auto"); default $RAY_ADDRESS, else a local Ray
-    num_cpus: int | None = None,  # CPUs of a local Ray; default all of them
-):  # yields where the search runs, in words
-    "Ray for one search: join the cluster at `address`/$RAY_ADDRESS (checked first), or start a local Ray; stop or leave it afterwards."
-    import ray
-    from ray.util.client import ray as ray_client
-    if ray.is_initialized():  # the caller's Ray: use it, leave it running
-        if ray_client.is_connected():
-            raise ValueError(f"this process is connected to Ray through Ray Client (ray.init('ray://...')). {RAY_CLIENT_ADVICE}")
-        yield "the Ray this process had already started"
-        return
-    target, source = _cluster_address(address)
-    if num_cpus is not None:
-        num_cpus = _checks.check_int("num_cpus", num_cpus, low=1)
-    common = dict(log_to_driver=False, logging_level=logging.ERROR,
-                  runtime_env={"env_vars": {"PL_DISABLE_FORK": "1"}})  # as AutoMM's own ray.init
-    with mock.patch.dict(os.environ, {"RAY_USAGE_STATS_ENABLED": "0"}):
-        if target:
-            _probe_cluster(target, source)
-            ray.init(address=target, **common)
-            where = f"the Ray cluster at {target} (from {source})"
-        else:  # "local": never join a cluster found on this machine
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **common)
-            where = "a local Ray"
-    try:
-        yield where
-    finally:
-        ray.shutdown()
+__all__ = ['MIN_TRIAL_SECONDS', 'SEARCHERS', 'SCHEDULERS', 'EVAL_METRICS', 'TuningResult', 'tune_focal', 'tuned_hyperparameters',
+           'compare_with_baseline', 'tuning_verdict', 'plot_trials']
 
 # %% ../nbs/07_tuning.ipynb #11557716
 MIN_TRIAL_SECONDS = 20  # a Ray worker starting, AutoMM setting up and one epoch, for the offline profile on a CPU
@@ -356,11 +45,6 @@ class TuningResult:
     hyperparameters: dict = field(repr=False)  # the picked trial's AutoMM hyperparameters
     path: str | None = None  # the folder with the picked trial's model (`MultiModalPredictor.load`), if `path` was given and it was saved
 
-
-def _grid(space: dict) -> list[dict]:
-    "Every combination of the space's choices (its other keys left out)."
-    keys = [k for k, v in space.items() if _is_space(v)]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(_choices(space[k]) for k in keys))]
 
 # %% ../nbs/07_tuning.ipynb #7e216f01
 def _progress_callback(total: int, metric: str, names: dict, max_epochs, verbose: bool, fixed_gamma: float):
@@ -400,47 +84,6 @@ def _progress_callback(total: int, metric: str, names: dict, max_epochs, verbose
     return Progress()
 
 
-def _check_resources(resources: dict, where: str) -> None:
-    "Refuse `resources_per_trial` that no node of the Ray in use can give (Ray Tune would wait for it forever)."
-    import ray
-    need = {"CPU": resources.get("num_cpus", 1), "GPU": resources.get("num_gpus", 0)}
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    if any(all(r.get(k, 0) >= v for k, v in need.items() if v) for r in nodes):
-        return
-    cpus, gpus = (max((r.get(k, 0) for r in nodes), default=0) for k in ("CPU", "GPU"))
-    raise ValueError(f"resources_per_trial={resources} asks one node for {need['CPU']:g} CPUs and {need['GPU']:g} "
-                     f"GPUs, but no node of {where} has that much (the largest have {cpus:g} CPUs, {gpus:g} GPUs), so "
-                     f"no trial could start; ask for less, e.g. resources_per_trial={{'num_cpus': {max(int(cpus), 1)}}}, "
-                     "or add a larger node.")
-
-
-def _staging_root() -> Path:
-    "Where Ray Tune stages a search's trial files on this node: <Ray's session folder>/artifacts (Ray 2.7 and later)."
-    import ray
-    return Path(ray._private.worker._global_node.get_session_dir_path(), "artifacts")
-
-
-def _remove_staging(root: Path, relative: list) -> None:
-    "Delete this search's staging folders (<timestamp>/<experiment> under `root`) and their emptied timestamp folders."
-    for rel in relative:
-        folder = Path(root, rel)
-        shutil.rmtree(folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            folder.parent.rmdir()  # only if no other search staged there
-
-
-def _remove_remote_staging(relative: list) -> None:
-    "The same on every other node of the cluster: trials that ran there staged their files there."
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    here = ray.get_runtime_context().get_node_id()
-    others = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["NodeID"] != here]
-    if not others or not relative:
-        return
-    remove = ray.remote(num_cpus=0)(lambda rel: _remove_staging(_staging_root(), rel))
-    ray.get([remove.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(relative)
-             for n in others], timeout=120)
-
 # %% ../nbs/07_tuning.ipynb #f0a1bd65
 def _automm_default_gamma() -> float:
     "AutoMM's own gamma, used by trials whose search space leaves gamma out (configs/optim/default.yaml)."
@@ -448,13 +91,6 @@ def _automm_default_gamma() -> float:
     from omegaconf import OmegaConf
     config = OmegaConf.load(Path(autogluon.multimodal.__file__).parent / "configs" / "optim" / "default.yaml")
     return float(config.optim.focal_loss.gamma)
-
-
-def _remove_new_staging(staging: dict) -> None:
-    "After the search (Ray stopped or left), delete the trial files Ray Tune staged on this node."
-    if staging:
-        root = staging["root"]
-        _remove_staging(root, [p.relative_to(root) for p in set(root.glob(f"*/{staging['name']}")) - staging["before"]])
 
 
 def tune_focal(
@@ -476,7 +112,6 @@ def tune_focal(
     verbose: bool = True,  # print one line per finished trial
 ) -> TuningResult:
     "Search focal loss's settings with AutoMM's HPO (Ray Tune), checked first; one line per trial, the trials as a table."
-    from ray import tune
     space, n_combinations = check_search_space(search_space, train_data, label=label, classes=classes)
     order = automm_classes(train_data[label], pos_label=space.get("data.pos_label"))
     tuning_labels = _check_train_data(tuning_data, label, "tuning_data")
@@ -501,14 +136,7 @@ def tune_focal(
                           f"num_trials={num_trials}: the search will probably stop before every trial ran.",
                           stacklevel=2)
     max_epochs = space.get("optim.max_epochs", 10)  # AutoMM's default is 10
-    resources = dict(resources_per_trial or {"num_cpus": os.cpu_count() or 1})
-    bad = sorted(set(resources) - {"num_cpus", "num_gpus"})
-    if bad:
-        raise ValueError(f"resources_per_trial has unknown keys {bad}; use 'num_cpus' and 'num_gpus'.")
-    if "num_cpus" in resources:
-        resources["num_cpus"] = _checks.check_int("resources_per_trial['num_cpus']", resources["num_cpus"], low=1)
-    if "num_gpus" in resources:
-        resources["num_gpus"] = _checks.check_number("resources_per_trial['num_gpus']", resources["num_gpus"], low=0)
+    resources = _check_resources_per_trial(resources_per_trial)
     if ray_address is not None or os.environ.get("RAY_ADDRESS"):
         _cluster_address(ray_address)  # a malformed or ray:// address is refused here, before any work
     if scheduler == "ASHA":  # rungs at epochs 2, 4, 8, ...; max_t stays AutoGluon's 9999, above any last epoch
@@ -532,39 +160,12 @@ def tune_focal(
                    else _automm_default_gamma())
     progress = _progress_callback(num_trials, metric, names, max_epochs, verbose, fixed_gamma)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # hyperopt's, on import
-        import autogluon.core.hpo.ray_hpo as ray_hpo
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # on AutoMM's import
         from autogluon.multimodal import MultiModalPredictor
-    original, analyses = ray_hpo.run, []
-
-    class Quiet(tune.ProgressReporter):  # instead of Ray Tune's status tables (text, or HTML in a notebook)
-        def should_report(self, trials, done=False):
-            return False
-
-        def report(self, trials, done, *sys_info):
-            pass
-
-    def run(*args, **kw):  # AutoMM's call of Ray Tune: add our callback, drop Ray Tune's status tables
-        rc = dict(kw.get("run_config_kwargs") or {})
-        rc["callbacks"] = [*rc.get("callbacks", []), progress]
-        rc["progress_reporter"] = Quiet()
-        analyses.append(original(*args, **{**kw, "run_config_kwargs": rc, "verbose": 0}))
-        return analyses[-1]
-
-    staging = {}  # where Ray Tune stages this search's trial files on this node, filled once Ray runs
     with contextlib.ExitStack() as stack:
         folder = Path(path) if path is not None else Path(stack.enter_context(tempfile.TemporaryDirectory())) / "search"
-        stack.callback(_remove_new_staging, staging)  # runs after Ray stopped (or was left to its owner)
-        where = stack.enter_context(ray_session(ray_address, num_cpus=resources["num_cpus"] if not ray_address else None))
-        _check_resources(resources, where)
-        root = _staging_root()
-        staging.update(root=root, name=folder.name, before=set(root.glob(f"*/{folder.name}")))
-        stack.enter_context(mock.patch.object(ray_hpo, "run", run))
-        stack.enter_context(mock.patch.dict(os.environ, {"RAY_AIR_NEW_OUTPUT": "0",
-                                                         "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
-                                                         "TUNE_DISABLE_SIGINT_HANDLER": "1"}))  # Ctrl-C stops it
-        stack.enter_context(warnings.catch_warnings())
-        warnings.filterwarnings("ignore", module="ray")
+        staging = stack.enter_context(_search_session(ray_address, resources, folder.name))  # Ray, checked; clean-up
+        analyses = stack.enter_context(_reporting_to(progress))  # each trial to `progress`, Ray Tune quiet
         predictor = MultiModalPredictor(label=label, problem_type="binary" if len(order) == 2 else "multiclass",
                                         path=str(folder), verbosity=0, eval_metric=eval_metric,
                                         enable_progress_bar=False)
@@ -583,13 +184,7 @@ def tune_focal(
                               f"model in {folder}; the trials and the pick are complete: train the pick with "
                               "tuned_hyperparameters and fit_predictor.", stacklevel=2)
         best = analyses[-1].get_best_trial(metric=metric, mode="min" if eval_metric == "log_loss" else "max")
-        staged = [str(p.relative_to(root)) for p in set(root.glob(f"*/{folder.name}")) - staging["before"]]
-        try:  # the other nodes' copies; the search's result does not depend on it
-            _remove_remote_staging(staged)
-        except Exception as e:
-            warnings.warn(f"could not delete the trial files Ray Tune staged on the cluster's other nodes ({e}); "
-                          f"they are in <Ray's temporary folder>/session_*/artifacts/{staged[0] if staged else ''} "
-                          "on those nodes.", stacklevel=2)
+        _remove_other_nodes_staging(staging)  # the copies on the cluster's other nodes; a failure only warns
     trials = pd.DataFrame(progress.rows)
     trials["chosen"] = trials["trial_id"] == best.trial_id
     pick = trials[trials["chosen"]].iloc[0]

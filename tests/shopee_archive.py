@@ -1,11 +1,10 @@
 """A small stand-in for AutoGluon's shopee archive, in AutoGluon's layout, for tests that must not download.
 
 `file.zip` holds `shopee/train.csv` and `shopee/test.csv` (columns `image,label`, labels 0-3, image paths relative
-to `shopee/`) and the JPEG files under `shopee/images/`, as the archive at `focal_tutorial.data.SHOPEE_URL` does.
+to `shopee/`) and the JPEG files under `shopee/images/`, as the archive at `focal_tutorial.shopee.SHOPEE_URL` does.
 AutoGluon's `shopee_dataset` unzips it and expands the paths; nothing here imitates that code."""
 import io
 import zipfile
-from pathlib import Path
 
 import numpy as np
 

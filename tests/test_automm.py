@@ -331,12 +331,12 @@ def test_choose_profile(monkeypatch):
 
 def test_choose_profile_gpu_without_internet(monkeypatch):
     "With a GPU, the internet decides; has_internet is monkeypatched so nothing goes on the network."
-    import focal_tutorial.data as data
+    import focal_tutorial.shopee as shopee
     monkeypatch.delenv("FOCAL_TUTORIAL_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Fake GPU")
     for online, name in [(False, "offline"), (True, "shopee")]:
-        monkeypatch.setattr(data, "has_internet", lambda *a, **k: online, raising=False)
+        monkeypatch.setattr(shopee, "has_internet", lambda *a, **k: online)
         p = choose_profile()
         assert (p["name"], p["internet"], p["device"]) == (name, online, "cuda: Fake GPU")
 

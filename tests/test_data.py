@@ -1,4 +1,6 @@
-"Tests of focal_tutorial.data: the digits split, the PNG dataset, the local backbone, and the shopee error path."
+"""Tests of the tutorial's data: the digits split and the PNG dataset (focal_tutorial.data), the local backbone
+(focal_tutorial.backbone), the shopee error path (focal_tutorial.shopee), and the cache and threads they share
+(focal_tutorial._machine)."""
 import json
 import os
 import time
@@ -9,9 +11,10 @@ import pytest
 from PIL import Image
 
 from focal_tutorial.core import make_imbalanced
-from focal_tutorial import data
-from focal_tutorial.data import (DIGIT_CLASSES, PRETRAIN_CLASSES, default_cache_dir, digits_split,
-                                 has_internet, offline_backbone, offline_dataset, shopee_dataset)
+from focal_tutorial import _machine, backbone as backbone_module, data, shopee
+from focal_tutorial.backbone import offline_backbone
+from focal_tutorial.data import DIGIT_CLASSES, PRETRAIN_CLASSES, default_cache_dir, digits_split, offline_dataset
+from focal_tutorial.shopee import has_internet, shopee_dataset
 from shopee_archive import write_shopee_zip
 
 
@@ -290,7 +293,7 @@ def _no_download(monkeypatch):
 
 
 def test_shopee_offline_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: False)
     _no_download(monkeypatch)
     with pytest.raises(ConnectionError) as e:
         shopee_dataset(tmp_path / "shopee_here")
@@ -300,7 +303,7 @@ def test_shopee_offline_message(monkeypatch, tmp_path):
 
 def test_shopee_download_failure_is_clear(monkeypatch, tmp_path):
     "The download itself fails (no archive afterwards): a ConnectionError naming the address and the offline profile."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     loaders = pytest.importorskip("autogluon.common.loaders._utils")
 
     def broken(url, path=None, **k):
@@ -333,7 +336,7 @@ def _entries(folder):
 
 def test_shopee_reads_autogluons_layout(monkeypatch, tmp_path):
     "A good file.zip in the folder (AutoGluon's name): read as the source, with no download and no connection check."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
     calls = []
     _stand_in_download(monkeypatch, calls)
     counts = write_shopee_zip(tmp_path / "file.zip", train_per_class=4, test_per_class=(3, 2, 2, 1))
@@ -341,7 +344,7 @@ def test_shopee_reads_autogluons_layout(monkeypatch, tmp_path):
     assert train["label"].value_counts().sort_index().to_dict() == counts["train"]
     assert test["label"].value_counts().sort_index().to_dict() == counts["test"]
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in [*train["image"], *test["image"]])
-    assert calls == [] and not (tmp_path / data._SHOPEE_OWN).exists()  # nothing downloaded beside it
+    assert calls == [] and not (tmp_path / shopee._SHOPEE_OWN).exists()  # nothing downloaded beside it
 
 
 def test_shopee_returns_what_autogluons_loader_returns(monkeypatch, tmp_path):
@@ -360,25 +363,25 @@ def test_shopee_returns_what_autogluons_loader_returns(monkeypatch, tmp_path):
 def test_shopee_downloads_into_the_cache_not_the_working_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("FOCAL_TUTORIAL_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     calls = []
     _stand_in_download(monkeypatch, calls)
     train, _ = shopee_dataset()
     folder = tmp_path / "cache" / "shopee"
-    assert (folder / data._SHOPEE_OWN).is_file() and calls == [data.SHOPEE_URL]
+    assert (folder / shopee._SHOPEE_OWN).is_file() and calls == [shopee.SHOPEE_URL]
     assert all(Path(p).is_relative_to(folder) for p in train["image"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing in the working directory
 
 
 def test_shopee_damaged_own_archive_is_fetched_again(monkeypatch, tmp_path):
     "A damaged archive of the package's own (half a download) is removed first and downloaded again."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     calls = []
     _stand_in_download(monkeypatch, calls)
-    (tmp_path / data._SHOPEE_OWN).write_bytes(b"PK\x03\x04 half a download")
+    (tmp_path / shopee._SHOPEE_OWN).write_bytes(b"PK\x03\x04 half a download")
     train, test = shopee_dataset(tmp_path)
-    assert len(train) == 12 and len(test) == 8 and calls == [data.SHOPEE_URL]
-    assert data._zip_problem(tmp_path / data._SHOPEE_OWN) is None
+    assert len(train) == 12 and len(test) == 8 and calls == [shopee.SHOPEE_URL]
+    assert shopee._zip_problem(tmp_path / shopee._SHOPEE_OWN) is None
 
 
 def _write_foreign(path, content):
@@ -394,19 +397,19 @@ def _write_foreign(path, content):
 @pytest.mark.parametrize("content", ["not a zip", "other dataset"])
 def test_shopee_keeps_a_foreign_file_zip(monkeypatch, tmp_path, content):
     "A file.zip that is no shopee archive is not the package's to delete: left as it is, and shopee downloaded beside it."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     calls = []
     _stand_in_download(monkeypatch, calls)
     _write_foreign(tmp_path / "file.zip", content)
     before = (tmp_path / "file.zip").read_bytes()
     train, _ = shopee_dataset(tmp_path)
     assert (tmp_path / "file.zip").read_bytes() == before
-    assert len(train) == 12 and calls == [data.SHOPEE_URL] and (tmp_path / data._SHOPEE_OWN).is_file()
+    assert len(train) == 12 and calls == [shopee.SHOPEE_URL] and (tmp_path / shopee._SHOPEE_OWN).is_file()
 
 
 @pytest.mark.parametrize("content", ["not a zip", "other dataset"])
 def test_shopee_offline_keeps_a_foreign_file_zip_and_says_so(monkeypatch, tmp_path, content):
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: False)
     _no_download(monkeypatch)
     _write_foreign(tmp_path / "file.zip", content)
     before = (tmp_path / "file.zip").read_bytes()
@@ -417,17 +420,17 @@ def test_shopee_offline_keeps_a_foreign_file_zip_and_says_so(monkeypatch, tmp_pa
 
 def test_shopee_damaged_own_archive_offline_says_so(monkeypatch, tmp_path):
     "Offline, a damaged archive of the package's own is removed all the same, and the error says so."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: False)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: False)
     _no_download(monkeypatch)
-    (tmp_path / data._SHOPEE_OWN).write_bytes(b"<html>proxy error</html>")
+    (tmp_path / shopee._SHOPEE_OWN).write_bytes(b"<html>proxy error</html>")
     with pytest.raises(ConnectionError, match="was removed: it is not a readable zip.*offline_dataset"):
         shopee_dataset(tmp_path)
-    assert not (tmp_path / data._SHOPEE_OWN).exists()
+    assert not (tmp_path / shopee._SHOPEE_OWN).exists()
 
 
 def test_shopee_interrupted_download_is_removed(monkeypatch, tmp_path):
     "The download leaves a truncated archive: a RuntimeError that says so, and the file is gone for the next call."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     loaders = pytest.importorskip("autogluon.common.loaders._utils")
 
     def truncated(url, path=None, **k):
@@ -437,13 +440,13 @@ def test_shopee_interrupted_download_is_removed(monkeypatch, tmp_path):
     monkeypatch.setattr(loaders, "download", truncated)
     with pytest.raises(RuntimeError, match="unusable: .*It was removed, so the next call downloads it again") as e:
         shopee_dataset(tmp_path)
-    assert "internet" not in str(e.value) and not (tmp_path / data._SHOPEE_OWN).exists()
+    assert "internet" not in str(e.value) and not (tmp_path / shopee._SHOPEE_OWN).exists()
 
 
 def test_shopee_missing_autogluon_is_named(monkeypatch, tmp_path):
     "No AutoGluon (or an import that fails): the error names the import, not the network."
     import sys
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
     monkeypatch.setitem(sys.modules, "autogluon.multimodal.utils.misc", None)  # import raises ImportError
     with pytest.raises(ImportError, match="autogluon.multimodal does not import.*automm") as e:
         shopee_dataset(tmp_path)
@@ -459,7 +462,7 @@ def test_shopee_download_dir_that_is_a_file(tmp_path):
 
 def test_shopee_other_errors_are_not_blamed_on_the_network(monkeypatch, tmp_path):
     "A good archive, then an error of its own (a full disk while unzipping): raised as it is, nothing left half done."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     unpack = pytest.importorskip("autogluon.common.loaders.load_archive")
     write_shopee_zip(tmp_path / "file.zip", train_per_class=2, test_per_class=(1, 1, 1, 1))
 
@@ -519,7 +522,7 @@ def test_shopee_two_processes_get_the_full_table(monkeypatch, tmp_path):
 def test_shopee_two_processes_download_once(monkeypatch, tmp_path):
     "Two processes call shopee_dataset on an empty folder at once: one downloads and extracts, both get every row."
     pytest.importorskip("autogluon.multimodal.utils.misc")
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     log = tmp_path / "downloads.log"
 
     def write(path):  # not atomic, unlike AutoGluon's: only the lock keeps the other process from reading it half written
@@ -591,31 +594,31 @@ DAMAGES = ["empty table", "header only", "empty test table", "no label column", 
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_shopee_refuses_a_bad_download_and_removes_it(monkeypatch, tmp_path, damage):
     "A downloaded archive with a bad table or a missing image: refused with the file and row named, removed, nothing extracted."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     archive, expected = _damaged_zip(damage)
     _stand_in_download(monkeypatch, [], archive=archive)
     with pytest.raises(RuntimeError, match="unusable") as e:
         shopee_dataset(tmp_path)
     msg = str(e.value)
-    assert expected in msg and str(tmp_path / data._SHOPEE_OWN) in msg
+    assert expected in msg and str(tmp_path / shopee._SHOPEE_OWN) in msg
     assert "It was removed, so the next call downloads it again" in msg and "internet" not in msg
     assert [n for n in _entries(tmp_path) if not n.startswith(".focal_tutorial")] == []  # no archive, no shopee/
 
 
 def test_shopee_bad_download_is_fetched_again_on_the_next_call(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: True)
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: True)
     calls = []
     _stand_in_download(monkeypatch, calls, archive=_damaged_zip("missing image")[0])
     with pytest.raises(RuntimeError, match="missing|not there"):
         shopee_dataset(tmp_path)
     _stand_in_download(monkeypatch, calls)  # the server's archive is good again
     train, test = shopee_dataset(tmp_path)
-    assert len(train) == 12 and len(test) == 8 and calls == [data.SHOPEE_URL] * 2
+    assert len(train) == 12 and len(test) == 8 and calls == [shopee.SHOPEE_URL] * 2
 
 
 def test_shopee_refuses_a_bad_file_zip_and_keeps_it(monkeypatch, tmp_path):
     "A file.zip in shopee's layout with a missing image: refused with its path named, and left as it is (not the package's)."
-    monkeypatch.setattr(data, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
+    monkeypatch.setattr(shopee, "has_internet", lambda timeout=3.0: pytest.fail("checked the connection"))
     _no_download(monkeypatch)
     archive, expected = _damaged_zip("missing image")
     archive(tmp_path / "file.zip")
@@ -735,13 +738,13 @@ def test_overlapping_torch_threads_restore_the_callers_setting():
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
 
     def a():
-        with data._torch_threads(target):
+        with _machine._TorchThreads(target):
             a_in.set(); b_in.wait(5)
         a_out.set()
 
     def b():
         a_in.wait(5)
-        with data._torch_threads(target):
+        with _machine._TorchThreads(target):
             b_in.set(); a_out.wait(5)
     ts = [threading.Thread(target=f) for f in (a, b)]
     for t in ts:
@@ -754,7 +757,29 @@ def test_overlapping_torch_threads_restore_the_callers_setting():
 def test_pretrain_device_follows_cuda(monkeypatch):
     import torch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert data._pretrain_device() == "cpu"
+    assert backbone_module._pretrain_device() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert data._pretrain_device() == "cuda"
+    assert backbone_module._pretrain_device() == "cuda"
 
+
+
+# ---- the four modules: each imports alone, in the order _machine <- data <- backbone, _machine <- shopee ----------
+
+@pytest.mark.parametrize("module, allowed", [
+    ("_machine", set()),
+    ("data", {"_checks", "_machine", "core"}),
+    ("backbone", {"_checks", "_machine", "core", "data"}),
+    ("shopee", {"_checks", "_machine"}),
+])
+def test_modules_import_alone_without_torch(module, allowed):
+    import subprocess
+    import sys
+    code = (f"import sys, focal_tutorial.{module}; "
+            "print(sorted(m.split('.')[1] for m in sys.modules if m.startswith('focal_tutorial.')), "
+            "'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"{sorted(allowed | {module})} False"
+
+
+def test_data_reexports_the_cache_folder():
+    assert data.default_cache_dir is _machine.default_cache_dir and "default_cache_dir" in data.__all__

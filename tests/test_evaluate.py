@@ -360,7 +360,7 @@ def test_paired_diff_counts_add_up_with_nans(a, b):
 
 
 def test_machine_info_holds_nothing_that_changes_between_runs():
-    from focal_tutorial.evaluate import machine_info
+    from focal_tutorial._machine import machine_info
     info = machine_info()
     assert set(info) <= {"cpu", "cores", "python", "torch", "torch_threads"} and info == machine_info()
 

@@ -6,7 +6,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("sync_links", ROOT / "docs" / "sync_links.py")
@@ -72,7 +71,7 @@ def test_links_between_pages_are_absolute_and_lead_to_pages():
     pages = {sync.page_name(p.name) for p in (ROOT / "nbs").glob("*.ipynb")}
     links = _page_links(_texts(ROOT), docs)
     walkthrough = {_page(url) for name, url in links if name == "05_walkthrough.ipynb"}
-    assert {"data", "multimodal", "study", "tuning"} <= walkthrough
+    assert {"backbone", "multimodal", "study", "tuning"} <= walkthrough
     assert [(name, url) for name, url in links if not url.startswith(docs)] == [], "run `python docs/sync_links.py`"
     assert [(name, url) for name, url in links if _page(url) not in pages] == []  # no link to a page that is not there
 

@@ -6,13 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
 import focal_tutorial.engine as engine
-import focal_tutorial.losses as losses
 from focal_tutorial.losses import focal_loss
 
 HERE = Path(__file__).parent

@@ -1,7 +1,10 @@
-"""focal_tutorial.tuning: search-space and address checks (all before Ray starts), one real 2-trial AutoMM search on a
-local Ray, the same search on a Ray head this module starts (`ray start --head`, stopped by its own PIDs), and Ctrl-C.
+"""focal_tutorial.tuning and focal_tutorial.ray_cluster: tune_focal's checks and the address checks (all before Ray
+starts), the pick turned into hyperparameters, the verdict, one real 2-trial AutoMM search on a local Ray, the same search
+on a Ray head this module starts (`ray start --head`, stopped by its own PIDs), and Ctrl-C. The search space's own tests
+are in test_search_space.py.
 Every Ray here keeps its files in a temporary folder of this module (RAY_TMPDIR), checked for trial files and deleted."""
 import contextlib
+import inspect
 import os
 import shutil
 import signal
@@ -9,12 +12,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
 import psutil
 import pytest
@@ -25,10 +26,12 @@ from ray import tune  # noqa: E402
 
 from focal_tutorial.core import class_weights  # noqa: E402
 from focal_tutorial.automm import check_alpha  # noqa: E402
-from focal_tutorial.tuning import (ALPHA_KEY, ALPHA_METHODS, CONNECT_TIMEOUT, GAMMA_KEY, MIN_TRIAL_SECONDS,  # noqa: E402
-                                   REDUCTION_KEY, _automm_default_gamma, _progress_callback, alpha_choices,
-                                   alpha_string, check_search_space, focal_search_space, parse_alpha, plot_trials,
-                                   ray_session, tune_focal, tuned_hyperparameters, tuning_verdict)
+from focal_tutorial import ray_cluster  # noqa: E402
+from focal_tutorial.ray_cluster import CONNECT_TIMEOUT, ray_session  # noqa: E402
+from focal_tutorial.search_space import (ALPHA_KEY, GAMMA_KEY, alpha_choices, alpha_string,  # noqa: E402
+                                         check_search_space, focal_search_space, parse_alpha)
+from focal_tutorial.tuning import (MIN_TRIAL_SECONDS, _automm_default_gamma, _progress_callback,  # noqa: E402
+                                   plot_trials, tune_focal, tuned_hyperparameters, tuning_verdict)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RAY_PROCESSES = ("raylet", "gcs_server")
@@ -87,59 +90,6 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-# ---------------------------------------------------------------- alpha strings and choices, in AutoMM's order
-
-def test_alpha_string_of_none_says_what_to_do():
-    with pytest.raises(TypeError, match="got None.*alpha=None itself"):
-        alpha_string(None)
-
-
-def test_alpha_string_is_what_automms_focal_loss_reads():
-    from autogluon.multimodal.optim.losses.focal_loss import FocalLoss
-    w = [0.1, 0.2, 0.3, 0.4]
-    s = alpha_string(w)
-    assert parse_alpha(s) == w == parse_alpha("(" + s + ")")
-    assert FocalLoss(alpha=s).nll_loss.weight.tolist() == pytest.approx(w)
-
-
-@pytest.mark.parametrize("labels", [[3, 1, 2, 1, 0, 0, 0, 2], ["owl", "cat", "fox", "cat", "owl"]])
-def test_alpha_choices_follow_automms_class_order(labels):
-    choices = alpha_choices(labels)
-    assert list(choices) == list(ALPHA_METHODS)
-    for method in ("inverse", "sqrt", "effective"):
-        assert parse_alpha(choices[method]) == pytest.approx(class_weights(labels, method=method), rel=1e-5)
-    inverse = parse_alpha(choices["inverse"])
-    counts = pd.Series(labels).value_counts()
-    rarest = sorted(counts.index).index(counts.idxmin())  # its position in sorted order
-    assert np.argmax(inverse) == rarest
-    assert parse_alpha(choices["none"]) == pytest.approx([1 / len(counts)] * len(counts))
-
-
-def test_alpha_choices_with_pos_label_order():
-    labels = ["a", "b", "b", "b"]
-    choices = alpha_choices(labels, ["inverse"], classes=["b", "a"])  # data.pos_label="a" moves "a" last
-    assert parse_alpha(choices["inverse"]) == pytest.approx([0.25, 0.75])
-
-
-def test_focal_search_space_and_its_check(df, space):
-    assert space["optim.loss_func"] == "focal_loss" and space["optim.max_epochs"] == 1
-    assert space[GAMMA_KEY].categories == [0.0, 2.0]
-    assert space[ALPHA_KEY].categories == list(alpha_choices(df["label"], ["none", "inverse"]).values())
-    checked, n = check_search_space(space, df)
-    assert n == 4 and checked[ALPHA_KEY].categories == space[ALPHA_KEY].categories
-
-
-def test_check_search_space_writes_list_choices_as_strings(df):
-    w = class_weights(df["label"])
-    hp = {"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([w, None]), GAMMA_KEY: tune.uniform(0, 3)}
-    checked, n = check_search_space(hp, df)
-    assert checked[ALPHA_KEY].categories == [alpha_string(w), None] and n is None
-
-
-def test_balanced_data_tries_equal_weights_once():
-    balanced = pd.DataFrame({"image": ["a", "b", "c", "d"], "label": [0, 0, 1, 1]})
-    space = focal_search_space(balanced, gammas=[1])
-    assert space[ALPHA_KEY].categories == ["0.5,0.5"]
 
 
 def test_tuned_hyperparameters_recompute_weights_on_the_whole_training_set(df):
@@ -148,76 +98,9 @@ def test_tuned_hyperparameters_recompute_weights_on_the_whole_training_set(df):
     assert h["optim.focal_loss.alpha"] == pytest.approx(class_weights(df["label"], method="sqrt"), rel=1e-5)
 
 
-# ---------------------------------------------------------------- bad input: clear errors before Ray starts
+
 
 W4 = "0.25,0.25,0.25,0.25"
-
-
-@pytest.mark.parametrize("hp, exc, message", [
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: 1.0}, ValueError, "searches nothing"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([])}, ValueError, "no values"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, "two"])}, TypeError, r"choices\[1\]"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, -0.5])}, ValueError, ">= 0"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.uniform(-1, 2)}, ValueError, "lower bound"),
-    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice(["0.5,0.5"])}, ValueError, "4 classes"),
-    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice(["0.5;0.5"])}, ValueError, "AutoMM can read"),
-    # issue 19: each of these passed the checks, then failed or misled inside Ray
-    ({GAMMA_KEY: tune.choice([0, 2])}, ValueError, "searches.*gamma.*optim.loss_func is not set"),
-    ({"optim.loss_func": "ce", GAMMA_KEY: tune.choice([0, 2])}, ValueError, "optim.loss_func is 'ce'"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.uniform(0, -3)}, ValueError, "upper bound"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.uniform(3, 1)}, ValueError, "below the upper"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.randn(2, 1)}, TypeError, "two finite bounds"),
-    ({"optim.loss_func": "focal_loss", REDUCTION_KEY: tune.choice(["none", "sum"])}, ValueError, "reduction='none'"),
-    ({"optim.loss_func": "focal_loss", REDUCTION_KEY: tune.choice(["sum", "avg"])}, ValueError, "'avg'"),
-    ({"optim.loss_func": "focal_loss", "optim.focal_loss.beta": tune.choice([0.9, 0.99])}, ValueError,
-     "unknown focal-loss settings"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([1, 1.0])}, ValueError, "more than once"),
-    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([W4, "(0.25,0.25,0.250,0.25)"])}, ValueError,
-     "more than once.*AutoMM's string"),
-    ({"optim.loss_func": "focal_loss", "optim.lr": tune.choice([1e-3, 0.001]), GAMMA_KEY: 1}, ValueError,
-     "optim.lr choices list the same value"),
-    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([{0: 1, 1: 1, 2: 1, 3: 1}])}, TypeError, "class order"),
-    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([pd.Series([1.0] * 4)])}, TypeError, "class order"),
-    ({"optim.loss_func": "focal_loss", ALPHA_KEY: tune.uniform(0, 1)}, TypeError, "tune.choice"),
-    ({ALPHA_KEY: tune.choice([W4])}, ValueError, "optim.loss_func"),
-    ({"optim.loss_func": tune.choice(["focal_loss", "ce"]), GAMMA_KEY: 1.0}, ValueError, "searches optim.loss_func"),
-    ([1, 2], TypeError, "dict"),
-    # issue 26: tune.grid_search is a plain dict, and was called "an empty search space"
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.grid_search([0, 2])}, ValueError,
-     f"sets '{GAMMA_KEY}' to tune.grid_search.*use tune.choice"),
-    ({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.grid_search([0, 2]), ALPHA_KEY: tune.choice([W4])}, ValueError,
-     "tune.grid_search"),
-])
-def test_check_search_space_errors(df, hp, exc, message):
-    with pytest.raises(exc, match=message):
-        check_search_space(hp, df)
-
-
-def test_alpha_in_another_class_order_is_refused(df):
-    wrong = alpha_string(class_weights(df["label"], classes=[3, 2, 1, 0]))
-    hp = {"optim.loss_func": "focal_loss", ALPHA_KEY: tune.choice([wrong])}
-    with pytest.raises(ValueError, match="wrong classes"):
-        check_search_space(hp, df, classes=[3, 2, 1, 0])
-
-
-def test_a_fixed_alpha_string_is_read_as_automm_reads_it(df):
-    hp = {"optim.loss_func": "focal_loss", ALPHA_KEY: W4, GAMMA_KEY: tune.choice([0, 1])}
-    assert check_search_space(hp, df)[1] == 2
-    with pytest.raises(ValueError, match="4 classes"):
-        check_search_space({**hp, ALPHA_KEY: "0.5,0.5"}, df)
-
-
-def test_a_single_class_is_refused_before_ray(df):
-    one = df.assign(label=0)
-    with pytest.raises(ValueError, match="single class"):
-        focal_search_space(one, gammas=[0, 1])
-    with pytest.raises(ValueError, match="single class"):
-        check_search_space({"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([0, 1])}, one)
-
-
-def test_duplicates_leave_the_combinations_right(df):
-    hp = {"optim.loss_func": "focal_loss", GAMMA_KEY: tune.choice([0, 1, 2]), REDUCTION_KEY: tune.choice(["sum", "mean"])}
-    assert check_search_space(hp, df)[1] == 6
 
 
 def test_pos_label_output_of_the_package_passes_its_own_checks():
@@ -240,7 +123,7 @@ def test_effective_beta_of_the_search_is_kept():
     d = pd.DataFrame({"image": [str(i) for i in range(40)], "label": [0] * 30 + [1] * 8 + [2] * 2})
     space = focal_search_space(d, gammas=[1], alpha_methods=["effective"], beta=0.9)
     checked, _ = check_search_space(space, d)
-    from focal_tutorial.tuning import _tag_of
+    from focal_tutorial.search_space import _tag_of
     assert _tag_of(checked[ALPHA_KEY])["names"] == {checked[ALPHA_KEY].categories[0]: "effective"}
     best = {"gamma": 1.0, "alpha_method": "effective", "alpha": checked[ALPHA_KEY].categories[0], "beta": 0.9}
     whole = pd.concat([d, d.assign(label=0)])  # the final fit's data: other counts, so other weights
@@ -291,27 +174,6 @@ def test_plot_trials_shows_every_method_and_the_pick():
         plot_trials(t.drop(columns="chosen"))
 
 
-def test_pos_label_needs_the_class_order(df):
-    hp = {"optim.loss_func": "focal_loss", "data.pos_label": 1, ALPHA_KEY: tune.choice([W4])}
-    with pytest.raises(ValueError, match="pos_label"):
-        check_search_space(hp, df)
-
-
-@pytest.mark.parametrize("kwargs, exc, message", [
-    ({"gammas": []}, ValueError, "empty search space"),
-    ({"gammas": "0,1"}, TypeError, "gammas must be a list"),
-    ({"gammas": [0, "x"]}, TypeError, r"gammas\[1\]"),
-    ({"gammas": [0, -1]}, ValueError, r"gammas\[1\]"),
-    ({"gammas": [1, 1]}, ValueError, "duplicates"),
-    ({"alpha_methods": []}, ValueError, "empty search space"),
-    ({"alpha_methods": ["inverse", "log"]}, ValueError, "log"),
-    ({"hyperparameters": {"optim.loss_func": "focal_loss"}}, ValueError, "loss settings"),
-    ({"label": "y"}, ValueError, "no label column"),
-])
-def test_focal_search_space_errors(df, kwargs, exc, message):
-    with pytest.raises(exc, match=message):
-        focal_search_space(df, **kwargs)
-
 
 @pytest.mark.parametrize("kwargs, exc, message", [
     ({"num_trials": 5}, ValueError, "more than the 4 combinations"),
@@ -337,6 +199,23 @@ def test_short_time_limit_warns_before_ray_starts(df, space):
     with pytest.warns(UserWarning, match="before every trial"):
         with pytest.raises(ValueError, match="resources_per_trial"):  # stops right after the warning
             tune_focal(df, df, space, num_trials=4, time_limit=MIN_TRIAL_SECONDS * 2, resources_per_trial={"x": 1})
+
+
+@pytest.mark.parametrize("via", ["a local Ray", "RAY_ADDRESS"])
+def test_gpus_per_trial_without_num_cpus(df, space, monkeypatch, via):
+    "resources_per_trial={'num_gpus': 1} without ray_address raised KeyError('num_cpus'): a local Ray now gets every CPU."
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a local Ray without GPUs, on any machine
+    if via == "RAY_ADDRESS":
+        address = f"127.0.0.1:{closed_port()}"
+        monkeypatch.setenv("RAY_ADDRESS", address)
+        exc, message = ConnectionError, f"no Ray cluster answers at {address}"
+    else:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        exc, message = ValueError, (r"asks one node for 1 CPUs and 1 GPUs, but no node of a local Ray has that much "
+                                    r"\(the largest have [1-9]\d* CPUs, 0 GPUs\)")
+    with pytest.raises(exc, match=message):
+        tune_focal(df, df, space, num_trials=2, resources_per_trial={"num_gpus": 1})
+    assert ray_processes() == []
 
 
 # ---------------------------------------------------------------- the verdict
@@ -409,6 +288,22 @@ def test_ray_session_leaves_no_ray_process_even_on_error():
     assert ray_processes() == []
 
 
+def test_a_failed_clean_up_on_other_nodes_warns_at_the_line_that_called_tune_focal(monkeypatch):
+    "The clean-up moved from tune_focal to ray_cluster: its warning still names the caller's line (stacklevel 3)."
+    def lost(relative):
+        raise RuntimeError("node lost")
+
+    def tune_focal_like():  # calls the clean-up directly, as tune_focal does
+        ray_cluster._remove_other_nodes_staging({})
+
+    assert "\n        _remove_other_nodes_staging(staging)" in inspect.getsource(tune_focal)
+    monkeypatch.setattr(ray_cluster, "_remove_remote_staging", lost)
+    with pytest.warns(UserWarning, match=r"could not delete the trial files .*\(node lost\)") as record:
+        line = inspect.currentframe().f_lineno + 1
+        tune_focal_like()
+    assert (record[0].filename, record[0].lineno) == (__file__, line)
+
+
 # ---------------------------------------------------------------- a real search: 2 trials, 1 epoch, offline
 
 @pytest.fixture(scope="module")
@@ -417,7 +312,8 @@ def search_data():
     from sklearn.model_selection import train_test_split
 
     from focal_tutorial.automm import profile_hyperparameters
-    from focal_tutorial.data import offline_backbone, offline_dataset
+    from focal_tutorial.backbone import offline_backbone
+    from focal_tutorial.data import offline_dataset
 
     train_df, _ = offline_dataset()
     base = {**profile_hyperparameters("offline", gpu=False), "optim.max_epochs": 1,
@@ -556,8 +452,10 @@ CTRL_C_SCRIPT = """
 import os
 from sklearn.model_selection import train_test_split
 from focal_tutorial.automm import profile_hyperparameters
-from focal_tutorial.data import offline_backbone, offline_dataset
-from focal_tutorial.tuning import focal_search_space, tune_focal
+from focal_tutorial.backbone import offline_backbone
+from focal_tutorial.data import offline_dataset
+from focal_tutorial.search_space import focal_search_space
+from focal_tutorial.tuning import tune_focal
 train_df, _ = offline_dataset()
 base = {**profile_hyperparameters("offline", gpu=False), "optim.max_epochs": 3,
         "model.timm_image.checkpoint_name": offline_backbone(epochs=1)}

@@ -119,7 +119,7 @@ SHOPEE_TEST = (5, 4, 4, 3)  # an imbalanced test set: the prose must not assume 
 @pytest.fixture(scope="module")
 def shopee_run(tmp_path_factory):
     from shopee_archive import write_shopee_zip
-    from focal_tutorial.data import offline_backbone
+    from focal_tutorial.backbone import offline_backbone
     tmp = tmp_path_factory.mktemp("walkthrough_shopee")
     archive = tmp / "cache" / "shopee" / "file.zip"  # where the page's shopee_dataset() looks: the cache
     archive.parent.mkdir(parents=True)
