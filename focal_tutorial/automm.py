@@ -18,7 +18,7 @@ from . import _checks
 # %% auto #0
 __all__ = ['LEGACY_PREFIX', 'LEGACY_KEYS', 'FOCAL_REDUCTIONS', 'FOCAL_KEYS', 'PROFILES', 'PROFILE_HPARAMS', 'current_key',
            'translate_hyperparameters', 'focal_hyperparameters', 'device_hyperparameters', 'profile_hyperparameters',
-           'automm_classes', 'check_alpha', 'fit_predictor', 'choose_profile']
+           'automm_classes', 'check_hyperparameters', 'fit_predictor', 'choose_profile']
 
 # %% ../nbs/03_multimodal.ipynb #feb2d966
 LEGACY_PREFIX = "optimization."  # the old spelling of "optim."
@@ -265,7 +265,7 @@ def _check_train_data(train_data, label: str, name: str = "train_data") -> pd.Se
 
 
 def _validate(hyperparameters, train_data, label: str = "label", classes=None) -> tuple[list, dict]:
-    "AutoMM's class order and the translated hyperparameters with every focal setting checked (see `check_alpha`)."
+    "AutoMM's class order and the translated hyperparameters with every focal setting checked (see `check_hyperparameters`)."
     h = _translate(hyperparameters, warn=False)
     y = _check_train_data(train_data, label)
     if classes is not None:
@@ -289,7 +289,7 @@ def _validate(hyperparameters, train_data, label: str = "label", classes=None) -
     if classes is None and moved:
         raise ValueError(f"data.pos_label={pos_label!r} moves that class last, so AutoMM numbers the classes {order}, "
                          "not in sorted order, while class_weights(labels) returns weights in sorted order: "
-                         f"{fix}, and pass classes={order} (to check_alpha or fit_predictor) to confirm that order.")
+                         f"{fix}, and pass classes={order} (to check_hyperparameters or fit_predictor) to confirm that order.")
     if classes is not None:
         known = set(order)
         missing = [c for c in order if c not in set(classes)]
@@ -305,7 +305,7 @@ def _validate(hyperparameters, train_data, label: str = "label", classes=None) -
     return order, h
 
 
-def check_alpha(
+def check_hyperparameters(
     hyperparameters: Mapping | None,  # the AutoMM hyperparameters you will fit with (legacy keys allowed)
     train_data: pd.DataFrame,  # the training data
     label: str = "label",  # its label column
@@ -328,7 +328,7 @@ def fit_predictor(
     path: str | os.PathLike | None = None,  # where AutoMM saves the model; None: a new folder under AutogluonModels/
     seed: int = 0,  # AutoMM's training seed
     verbosity: int = 2,  # AutoMM's verbosity (0 silent ... 4 everything)
-    classes=None,  # the class order `alpha` was computed in (see `check_alpha`); needed with `data.pos_label`
+    classes=None,  # the class order `alpha` was computed in (see `check_hyperparameters`); needed with `data.pos_label`
     predictor_kwargs: Mapping | None = None,  # more `MultiModalPredictor(...)` arguments, e.g. enable_progress_bar
     **fit_kwargs,  # passed to `MultiModalPredictor.fit` (tuning_data, time_limit, presets, ...)
 ):  # the fitted `MultiModalPredictor`

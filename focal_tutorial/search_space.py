@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import _checks
 from .automm import (FOCAL_KEYS, _check_focal, _need_focal_loss, _two_classes, automm_classes,
-                                   check_alpha, translate_hyperparameters)
+                                   check_hyperparameters, translate_hyperparameters)
 from .core import WEIGHT_METHODS, class_weights
 
 # %% auto #0
@@ -92,7 +92,7 @@ def focal_search_space(
     if taken:
         raise ValueError(f"hyperparameters already set {taken}; leave the loss settings to focal_search_space.")
     reduction = _checks.check_choice("reduction", reduction, ("sum", "mean"))
-    order = check_alpha(h, train_data, label=label)  # checks the data; AutoMM's class order (data.pos_label last)
+    order = check_hyperparameters(h, train_data, label=label)  # checks the data; AutoMM's class order (data.pos_label last)
     _two_classes(order)
     by_string = {}
     for method, s in alpha_choices(train_data[label], alpha_methods, classes=order, beta=beta).items():
@@ -164,7 +164,7 @@ def _check_dimension(key: str, space, fixed: dict, train_data, label: str, class
                 raise TypeError(f"{name}[{i}] is a {type(a).__name__}, whose order need not be AutoMM's class order; "
                                 "use alpha_choices(labels) (strings in AutoMM's order).")
             w = parse_alpha(a, name=f"{name}[{i}]")
-            check_alpha({**fixed, ALPHA_KEY: w}, train_data, label=label, classes=classes)
+            check_hyperparameters({**fixed, ALPHA_KEY: w}, train_data, label=label, classes=classes)
             strings.append(None if w is None else alpha_string(w))
         values = strings
     same = [_same(v) for v in values]
@@ -212,7 +212,7 @@ def check_search_space(
     if classes is None:  # focal_search_space's alpha strings are in AutoMM's order (data.pos_label last): it says so
         classes = _tag_of(h.get(ALPHA_KEY)).get("classes")
     fixed = {k: v for k, v in h.items() if k not in searched}
-    _two_classes(check_alpha(fixed, train_data, label=label, classes=classes))
+    _two_classes(check_hyperparameters(fixed, train_data, label=label, classes=classes))
     out, sizes = dict(h), []
     for key in searched:
         out[key], size = _check_dimension(key, h[key], fixed, train_data, label, classes)

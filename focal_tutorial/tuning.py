@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import _checks
-from .automm import (_check_train_data, automm_classes, check_alpha, fit_predictor, focal_hyperparameters,
+from .automm import (_check_train_data, automm_classes, check_hyperparameters, fit_predictor, focal_hyperparameters,
                                    translate_hyperparameters)
 from .evaluate import SCALAR_METRICS, evaluate, verdicts
 from .ray_cluster import (_check_resources_per_trial, _cluster_address, _remove_other_nodes_staging,
@@ -216,7 +216,7 @@ def tuned_hyperparameters(
         raise ValueError(f"beta={beta} but the search computed its 'effective' weights with beta={best['beta']}; "
                          "leave beta out to use the search's.")
     h = translate_hyperparameters(hyperparameters)
-    order = check_alpha(h, train_data, label=label)
+    order = check_hyperparameters(h, train_data, label=label)
     method = best["alpha_method"]
     if method in ALPHA_METHODS:
         alpha = parse_alpha(alpha_choices(train_data[label], [method], classes=order, beta=beta)[method])
@@ -229,7 +229,7 @@ def tuned_hyperparameters(
                          f"{list(ALPHA_METHODS)}, 'custom' (a hand-made one, kept as searched) or 'no alpha'.")
     out = focal_hyperparameters(alpha, gamma=best["gamma"], reduction=reduction, hyperparameters=h, classes=order)
     if alpha is not None and order != automm_classes(train_data[label]):
-        # data.pos_label moved a class last: the weights keyed by class, which fit_predictor and check_alpha put in
+        # data.pos_label moved a class last: the weights keyed by class, which fit_predictor and check_hyperparameters put in
         # AutoMM's order without being told `classes=`
         out[ALPHA_KEY] = pd.Series(out[ALPHA_KEY], index=order)
     return out
@@ -249,7 +249,7 @@ def compare_with_baseline(
                          "{'tuned focal': tuned, 'cross-entropy': base}.")
     seeds = _checks.check_list("seeds", seeds, lambda n, s: _checks.check_seed(s, name=n), "(0, 1, 2)", unique=False)
     for name, h in recipes.items():
-        check_alpha(h, train_data, label=label)  # every recipe checked before the first fit
+        check_hyperparameters(h, train_data, label=label)  # every recipe checked before the first fit
     _check_train_data(test_data, label, "test_data")
     order = automm_classes(train_data[label])
     rarest = train_data[label].value_counts().idxmin()

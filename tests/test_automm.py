@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import focal_tutorial.automm as automm
-from focal_tutorial.automm import (LEGACY_KEYS, PROFILE_HPARAMS, PROFILES, automm_classes, check_alpha, choose_profile,
+from focal_tutorial.automm import (LEGACY_KEYS, PROFILE_HPARAMS, PROFILES, automm_classes, check_hyperparameters, choose_profile,
                                    current_key, device_hyperparameters, fit_predictor, focal_hyperparameters,
                                    profile_hyperparameters, translate_hyperparameters)
 from focal_tutorial.core import class_weights
@@ -159,16 +159,16 @@ def test_automm_classes_errors():
 
 
 def test_check_alpha_ok(train_df):
-    assert check_alpha(focal_hyperparameters(W), train_df) == [0, 1, 2, 3]
-    assert check_alpha(focal_hyperparameters(W), train_df, classes=(0, 1, 2, 3)) == [0, 1, 2, 3]
-    assert check_alpha(None, train_df) == [0, 1, 2, 3]  # cross-entropy: nothing to check
-    assert check_alpha({"optim.loss_func": "focal_loss"}, train_df) == [0, 1, 2, 3]  # focal without alpha
+    assert check_hyperparameters(focal_hyperparameters(W), train_df) == [0, 1, 2, 3]
+    assert check_hyperparameters(focal_hyperparameters(W), train_df, classes=(0, 1, 2, 3)) == [0, 1, 2, 3]
+    assert check_hyperparameters(None, train_df) == [0, 1, 2, 3]  # cross-entropy: nothing to check
+    assert check_hyperparameters({"optim.loss_func": "focal_loss"}, train_df) == [0, 1, 2, 3]  # focal without alpha
     # data.pos_label moves that class last: the weights must follow
     hp = focal_hyperparameters(class_weights(LABELS, classes=[0, 2, 3, 1]), **{"data.pos_label": 1})
-    assert check_alpha(hp, train_df, classes=[0, 2, 3, 1]) == [0, 2, 3, 1]
+    assert check_hyperparameters(hp, train_df, classes=[0, 2, 3, 1]) == [0, 2, 3, 1]
     # ... but AutoMM tests pos_label for truthiness: data.pos_label=0 leaves the sorted order
     hp0 = focal_hyperparameters(W, **{"data.pos_label": 0})
-    assert check_alpha(hp0, train_df, classes=[0, 1, 2, 3]) == [0, 1, 2, 3]
+    assert check_hyperparameters(hp0, train_df, classes=[0, 1, 2, 3]) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("hp, kwargs, exc, message", [
@@ -183,7 +183,7 @@ def test_check_alpha_ok(train_df):
 ])
 def test_check_alpha_errors(train_df, hp, kwargs, exc, message):
     with pytest.raises(exc) as e:
-        check_alpha(hp, train_df, **kwargs)
+        check_hyperparameters(hp, train_df, **kwargs)
     assert message in str(e.value)
     assert "class_weights" in str(e.value) or "label" in message
 
@@ -195,21 +195,21 @@ def test_check_alpha_pos_label_needs_the_order():
     "data.pos_label='no' makes AutoMM's order ['yes', 'no']; class_weights' default (sorted) order is ['no', 'yes']."
     wrong = focal_hyperparameters(class_weights(YES_NO["label"]), **{"data.pos_label": "no"})  # [0.1, 0.9]
     with pytest.raises(ValueError) as e:
-        check_alpha(wrong, YES_NO)
+        check_hyperparameters(wrong, YES_NO)
     assert "AutoMM numbers the classes ['yes', 'no']" in str(e.value)
     assert "class_weights(train_data['label'], classes=['yes', 'no'])" in str(e.value)
     assert "pass classes=['yes', 'no']" in str(e.value)
     with pytest.raises(ValueError, match=r"\(data.pos_label='no' last\)"):
-        check_alpha(wrong, YES_NO, classes=["no", "yes"])
+        check_hyperparameters(wrong, YES_NO, classes=["no", "yes"])
     right = focal_hyperparameters(class_weights(YES_NO["label"], classes=["yes", "no"]), **{"data.pos_label": "no"})
     assert right["optim.focal_loss.alpha"] == pytest.approx([0.9, 0.1])
-    assert check_alpha(right, YES_NO, classes=["yes", "no"]) == ["yes", "no"]
+    assert check_hyperparameters(right, YES_NO, classes=["yes", "no"]) == ["yes", "no"]
     # the count error's advice names the order too
     three = focal_hyperparameters([0.2, 0.3, 0.5], **{"data.pos_label": "no"})
     with pytest.raises(ValueError, match=r"class_weights\(train_data\['label'\], classes=\['yes', 'no'\]\)"):
-        check_alpha(three, YES_NO)
+        check_hyperparameters(three, YES_NO)
     # pos_label that is already last (or falsy) leaves the sorted order: nothing more to confirm
-    assert check_alpha(focal_hyperparameters(class_weights(YES_NO["label"]), **{"data.pos_label": "yes"}),
+    assert check_hyperparameters(focal_hyperparameters(class_weights(YES_NO["label"]), **{"data.pos_label": "yes"}),
                        YES_NO) == ["no", "yes"]
 
 
@@ -221,17 +221,17 @@ def test_check_alpha_pos_label_needs_the_order():
 ])
 def test_check_alpha_refuses_focal_settings_without_focal_loss(train_df, hp, now):
     with pytest.raises(ValueError) as e:
-        check_alpha(hp, train_df)
+        check_hyperparameters(hp, train_df)
     assert f"optim.loss_func is {now}" in str(e.value) and "'optim.loss_func': 'focal_loss'" in str(e.value)
 
 
 def test_check_alpha_bad_data():
     with pytest.raises(TypeError, match="DataFrame"):
-        check_alpha(focal_hyperparameters(W), LABELS)
+        check_hyperparameters(focal_hyperparameters(W), LABELS)
     with pytest.raises(ValueError, match="no label"):
-        check_alpha(None, pd.DataFrame({"label": [0, None, 1]}))
+        check_hyperparameters(None, pd.DataFrame({"label": [0, None, 1]}))
     with pytest.raises(ValueError, match="no rows"):
-        check_alpha(None, pd.DataFrame({"label": []}))
+        check_hyperparameters(None, pd.DataFrame({"label": []}))
 
 
 class Recorder:
@@ -446,7 +446,7 @@ def test_alpha_strings_are_accepted_everywhere_alpha_is_taken(recorder, train_df
     assert focal_hyperparameters(ALPHA_STRING)["optim.focal_loss.alpha"] == parsed
     assert focal_hyperparameters("(" + ALPHA_STRING + ")")["optim.focal_loss.alpha"] == parsed
     hand_written = {"optim.loss_func": "focal_loss", "optim.focal_loss.alpha": ALPHA_STRING}
-    assert check_alpha(hand_written, train_df) == [0, 1, 2, 3]
+    assert check_hyperparameters(hand_written, train_df) == [0, 1, 2, 3]
     fit_predictor(train_df, hand_written)
     assert recorder.calls[-1][2]["hyperparameters"]["optim.focal_loss.alpha"] == parsed  # AutoMM gets the floats
 
@@ -471,7 +471,7 @@ def test_set_alpha_and_set_classes_are_refused(recorder, train_df):  # item 2
     with pytest.raises(TypeError, match="classes must be a list in a fixed order, not a set"):
         fit_predictor(train_df, focal_hyperparameters(W), classes={0, 1, 2, 3})
     with pytest.raises(TypeError, match="classes must be a list in a fixed order, not a frozenset"):
-        check_alpha(focal_hyperparameters(None), train_df, classes=frozenset({0, 1, 2, 3}))  # even without alpha
+        check_hyperparameters(focal_hyperparameters(None), train_df, classes=frozenset({0, 1, 2, 3}))  # even without alpha
     with pytest.raises(TypeError, match="classes must be a list in a fixed order, not a set"):
         focal_hyperparameters(None, classes={"a", "b"})
     assert recorder.calls == []
@@ -486,7 +486,7 @@ def test_profile_hyperparameters_returns_copies():  # item 3
 
 def test_two_label_columns_are_named(recorder, train_df):  # item 12
     twice = pd.concat([train_df, train_df[["label"]]], axis=1)
-    for call in (lambda: check_alpha(focal_hyperparameters(W), twice), lambda: fit_predictor(twice),
+    for call in (lambda: check_hyperparameters(focal_hyperparameters(W), twice), lambda: fit_predictor(twice),
                  lambda: fit_predictor(train_df, tuning_data=twice)):
         with pytest.raises(ValueError, match=r"has 2 columns named 'label', so the label column is ambiguous; drop "
                                              r"or rename the extra ones"):
@@ -497,7 +497,7 @@ def test_two_label_columns_are_named(recorder, train_df):  # item 12
 def test_mixed_type_labels_are_refused_without_suggesting_classes(recorder):  # item 15
     mixed = pd.DataFrame({"image": ["a", "b", "c", "d"], "label": [1, "a", 1, "a"]})
     for call in (lambda: fit_predictor(mixed), lambda: fit_predictor(mixed, classes=[1, "a"]),
-                 lambda: check_alpha(None, mixed, classes=[1, "a"]), lambda: automm_classes(mixed["label"])):
+                 lambda: check_hyperparameters(None, mixed, classes=[1, "a"]), lambda: automm_classes(mixed["label"])):
         with pytest.raises(TypeError) as e:
             call()
         assert "AutoMM's label encoder cannot sort" in str(e.value) and "astype(str)" in str(e.value)

@@ -25,7 +25,7 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from focal_tutorial.core import class_weights  # noqa: E402
-from focal_tutorial.automm import check_alpha  # noqa: E402
+from focal_tutorial.automm import check_hyperparameters  # noqa: E402
 from focal_tutorial import ray_cluster  # noqa: E402
 from focal_tutorial.ray_cluster import CONNECT_TIMEOUT, ray_session  # noqa: E402
 from focal_tutorial.search_space import (ALPHA_KEY, GAMMA_KEY, alpha_choices, alpha_string,  # noqa: E402
@@ -112,7 +112,7 @@ def test_pos_label_output_of_the_package_passes_its_own_checks():
     assert n == 2 and parse_alpha(checked[ALPHA_KEY].categories[0]) == pytest.approx(
         class_weights(d["label"], classes=["y", "z", "x"]), rel=1e-5)
     h = tuned_hyperparameters({"gamma": 1.0, "alpha_method": "inverse", "alpha": None}, d, base)
-    assert check_alpha(h, d) == ["y", "z", "x"]  # no classes= needed
+    assert check_hyperparameters(h, d) == ["y", "z", "x"]  # no classes= needed
     assert h[ALPHA_KEY].to_dict() == pytest.approx(dict(zip("xyz", class_weights(d["label"], classes=list("xyz")))), rel=1e-5)
     with pytest.raises(ValueError, match="pos_label"):  # a hand-made list still needs its order confirmed
         check_search_space({**space, ALPHA_KEY: tune.choice([alpha_string([1, 1, 1])])}, d)

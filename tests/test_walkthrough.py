@@ -213,7 +213,7 @@ def test_recipe_runs_with_current_keys_and_checked_alpha(monkeypatch, tmp_path):
     import autogluon.multimodal as mm
     import autogluon.multimodal.utils.misc as misc
     from autogluon.multimodal.utils.config import get_config
-    from focal_tutorial.automm import check_alpha
+    from focal_tutorial.automm import check_hyperparameters
     from focal_tutorial.core import class_weights
 
     ast.parse(_recipe())
@@ -238,7 +238,7 @@ def test_recipe_runs_with_current_keys_and_checked_alpha(monkeypatch, tmp_path):
     hp = kwargs["hyperparameters"]
     assert train["label"].value_counts().sort_index().tolist() == [200, 66, 22, 7]
     assert hp["optim.focal_loss.alpha"] == class_weights(train["label"])
-    assert check_alpha(hp, train) == [0, 1, 2, 3]  # count and order are AutoMM's
+    assert check_hyperparameters(hp, train) == [0, 1, 2, 3]  # count and order are AutoMM's
     cfg = get_config(problem_type="multiclass", overrides=dict(hp))  # every key is a current AutoMM key
     assert cfg.model.timm_image.checkpoint_name == "swin_tiny_patch4_window7_224"
     assert cfg.optim.loss_func == "focal_loss" and cfg.optim.focal_loss.gamma == 1.0
