@@ -14,10 +14,12 @@ from ._checks import (_few, _py, check_choice, check_classes, check_factor, chec
                                     label_column, label_series, sorted_classes)
 
 # %% auto #0
-__all__ = ['WEIGHT_METHODS', 'class_weights', 'make_imbalanced']
+__all__ = ['WEIGHT_METHODS', 'ALPHA_METHODS', 'GAMMAS', 'class_weights', 'make_imbalanced']
 
 # %% ../nbs/00_core.ipynb #bd23daec
 WEIGHT_METHODS = ("inverse", "sqrt", "effective")
+ALPHA_METHODS = ("none", *WEIGHT_METHODS)  # "none": no class weights; the others: `class_weights(method=...)`
+GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # the focusing parameters the study sweeps and a search tries; 0 is cross-entropy
 
 # %% ../nbs/00_core.ipynb #143b33e0
 def class_weights(

@@ -14,17 +14,15 @@ import pandas as pd
 from . import _checks
 from .automm import (FOCAL_KEYS, _check_focal, _need_focal_loss, _two_classes, automm_classes,
                                    check_hyperparameters, translate_hyperparameters)
-from .core import WEIGHT_METHODS, class_weights
+from .core import ALPHA_METHODS, GAMMAS, class_weights
 
 # %% auto #0
-__all__ = ['ALPHA_METHODS', 'GAMMA_KEY', 'ALPHA_KEY', 'REDUCTION_KEY', 'DEFAULT_GAMMAS', 'alpha_string', 'parse_alpha',
-           'alpha_choices', 'focal_search_space', 'check_search_space']
+__all__ = ['GAMMA_KEY', 'ALPHA_KEY', 'REDUCTION_KEY', 'alpha_string', 'parse_alpha', 'alpha_choices', 'focal_search_space',
+           'check_search_space']
 
 # %% ../nbs/07a_search_space.ipynb #80e40395
-ALPHA_METHODS = ("none", *WEIGHT_METHODS)  # "none": equal weights; the others: `class_weights(method=...)`
 GAMMA_KEY, ALPHA_KEY = "optim.focal_loss.gamma", "optim.focal_loss.alpha"
 REDUCTION_KEY = "optim.focal_loss.reduction"
-DEFAULT_GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # 0: (weighted) cross-entropy ... 5: strong focusing
 
 
 def alpha_string(
@@ -77,7 +75,7 @@ def _tag_of(choice) -> dict:
 
 def focal_search_space(
     train_data: pd.DataFrame,  # the data the trials train on (its labels give the class weights)
-    gammas=DEFAULT_GAMMAS,  # gamma values to try, each >= 0
+    gammas=GAMMAS,  # gamma values to try, each >= 0
     alpha_methods=ALPHA_METHODS,  # weighting methods to try (see `alpha_choices`)
     hyperparameters: Mapping | None = None,  # the profile's other AutoMM settings (no loss settings)
     label: str = "label",  # the label column

@@ -17,19 +17,17 @@ from tqdm import tqdm
 from ._checks import check_choice, check_gamma, check_int, check_list, check_number, check_seed
 from .calibration import CALIBRATION_METRICS, calibration_metrics
 from .cnn import _check_recipe, fit_cnn, predict_logits
-from .core import WEIGHT_METHODS, class_weights
+from .core import ALPHA_METHODS, GAMMAS, class_weights
 from .data import DIGIT_CLASSES, digits_split
 from .evaluate import evaluate
 from .losses import FocalLoss
 from .posthoc import cross_fit_temperature, logit_adjust, softmax_scores
 
 # %% auto #0
-__all__ = ['GAMMAS', 'ALPHAS', 'RATIOS', 'METRICS', 'CALIBRATION', 'SCALED', 'ADJUSTED', 'SAMPLINGS', 'step_factor',
-           'ratio_label', 'sweep', 'run_config']
+__all__ = ['RATIOS', 'METRICS', 'CALIBRATION', 'SCALED', 'ADJUSTED', 'SAMPLINGS', 'step_factor', 'ratio_label', 'sweep',
+           'run_config']
 
 # %% ../nbs/06_study.ipynb #dc85422a
-GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)  # focusing parameters swept; 0 is cross-entropy
-ALPHAS = ("none",) + tuple(WEIGHT_METHODS)  # no class weights, or `class_weights(..., method=...)`
 RATIOS = (1.0, 1 / 3, 1 / 10)  # imbalance ratios n_rarest / n_largest; 1 is balanced
 METRICS = ("balanced_accuracy", "macro_f1", "rare_class_recall")  # `evaluate`'s names; on the balanced test set
 CALIBRATION = CALIBRATION_METRICS  # ("ece", "nll", "brier") of the test probabilities; lower is better
@@ -126,13 +124,13 @@ def _run(data, gamma, alpha, ratio, seed, recipe, sampling="shuffle", keep_proba
 
 # %% ../nbs/06_study.ipynb #8e65047c
 def _alpha_name(name, a) -> str:
-    return check_choice(name, "none" if a is None else a, ALPHAS,
+    return check_choice(name, "none" if a is None else a, ALPHA_METHODS,
                         hint="'none' = no class weights, the others are `class_weights` methods")
 
 
 def sweep(
     gammas=GAMMAS,  # focusing parameters, each >= 0
-    alphas=ALPHAS,  # "none" (or None) and/or `class_weights` methods
+    alphas=ALPHA_METHODS,  # "none" (or None) and/or `class_weights` methods
     ratios=RATIOS,  # imbalance ratios n_rarest / n_largest, each in (0, 1]
     seeds=range(5),  # one run per seed and configuration
     classes=DIGIT_CLASSES,  # the digits of the task

@@ -14,9 +14,9 @@ import seaborn as sns
 
 from ._checks import check_choice, check_gamma, check_int, check_list, check_number
 from .calibration import plot_reliability
-from .core import WEIGHT_METHODS
+from .core import ALPHA_METHODS, WEIGHT_METHODS
 from .evaluate import paired_diff, summarize, verdicts
-from .study import ALPHAS, CALIBRATION, METRICS, _alpha_name, _check_ratio, ratio_label
+from .study import CALIBRATION, METRICS, _alpha_name, _check_ratio, ratio_label
 
 # %% auto #0
 __all__ = ['ALTERNATIVES', 'LOWER_IS_BETTER', 'summary_table', 'vs_baseline', 'plot_heatmaps', 'plot_vs_ratio',
@@ -36,7 +36,7 @@ def summary_table(
     "`evaluate.summarize`'s mean ± std over seeds for every configuration, as one table: a row per (alpha, gamma), a column per (metric, ratio)."
     s = summarize(runs, by=["alpha", "gamma", "ratio"], metrics=list(metrics), digits=digits)
     t = s["mean ± std"].unstack("metric").unstack("ratio")
-    alphas = [a for a in ALPHAS if a in set(runs["alpha"])]
+    alphas = [a for a in ALPHA_METHODS if a in set(runs["alpha"])]
     t = t.reindex(sorted(t.index, key=lambda ag: (alphas.index(ag[0]), ag[1])))
     t = t[[(m, r) for m in metrics for r in _ratio_order(runs)]]
     t.columns = pd.MultiIndex.from_tuples([(m, ratio_label(r)) for m, r in t.columns], names=["metric", "ratio"])
@@ -77,7 +77,7 @@ def plot_heatmaps(
         table = runs.groupby(["ratio", "alpha", "gamma"], sort=False)[metric].mean().rename("mean").reset_index()
     fmt = fmt or ("+.3f" if delta else ".3f")
     ratios = _ratio_order(runs)
-    alphas = [a for a in ALPHAS if a in set(runs["alpha"])]
+    alphas = [a for a in ALPHA_METHODS if a in set(runs["alpha"])]
     ncols = min(ncols, len(ratios))
     nrows = math.ceil(len(ratios) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.4 * nrows + 0.6), squeeze=False)
@@ -114,7 +114,7 @@ def plot_vs_ratio(
     if {hue, col} != {"alpha", "gamma"}:
         raise ValueError(f"hue and col must be 'alpha' and 'gamma' (either way round), got hue={hue!r}, col={col!r}.")
     ratios = _ratio_order(runs)
-    order = {"alpha": [a for a in ALPHAS if a in set(runs["alpha"])],
+    order = {"alpha": [a for a in ALPHA_METHODS if a in set(runs["alpha"])],
              "gamma": [f"{g:g}" for g in sorted(runs["gamma"].unique())]}
     data = runs.assign(gamma=runs["gamma"].map(lambda g: f"{g:g}"))
     fg = sns.relplot(data=data, x="ratio", y=metric, hue=hue, hue_order=order[hue], col=col, col_order=order[col],

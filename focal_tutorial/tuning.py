@@ -22,7 +22,8 @@ from .automm import (_check_train_data, automm_classes, check_hyperparameters, f
 from .evaluate import SCALAR_METRICS, evaluate, verdicts
 from .ray_cluster import (_check_resources_per_trial, _cluster_address, _remove_other_nodes_staging,
                                         _reporting_to, _search_session)
-from .search_space import (ALPHA_KEY, ALPHA_METHODS, GAMMA_KEY, _grid, _is_space, _tag_of, alpha_choices,
+from .core import ALPHA_METHODS
+from .search_space import (ALPHA_KEY, GAMMA_KEY, _grid, _is_space, _tag_of, alpha_choices,
                                          check_search_space, parse_alpha)
 
 # %% auto #0

@@ -9,7 +9,8 @@ pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from focal_tutorial.core import class_weights  # noqa: E402
-from focal_tutorial.search_space import (ALPHA_KEY, ALPHA_METHODS, GAMMA_KEY, REDUCTION_KEY, _grid,  # noqa: E402
+from focal_tutorial.core import ALPHA_METHODS  # noqa: E402
+from focal_tutorial.search_space import (ALPHA_KEY, GAMMA_KEY, REDUCTION_KEY, _grid,  # noqa: E402
                                          _tag_of, alpha_choices, alpha_string, check_search_space, focal_search_space,
                                          parse_alpha)
 
