@@ -80,10 +80,21 @@ def _indices(target: torch.Tensor) -> np.ndarray:
     return (target if target.dtype == torch.int64 else target.long()).numpy()
 
 
+def _position(flat: int, shape):
+    "Flat index `flat` of a tensor of `shape` as a message names it: an int in 1-D, else a tuple of ints."
+    pos = tuple(int(i) for i in np.unravel_index(flat, shape))
+    return pos if len(pos) != 1 else pos[0]
+
+
+def _first_bad(ok: torch.Tensor) -> tuple:
+    "(flat index, position) of the first False in the boolean tensor `ok`, which holds at least one."
+    flat = int((~ok).reshape(-1).nonzero()[0, 0])
+    return flat, _position(flat, ok.shape)
+
+
 def _bad_target(target, flat: int, C: int, ignore_index: int) -> ValueError:
     "The error for the target at flat position `flat`, which is neither a class index nor ignore_index."
-    pos = tuple(int(i) for i in np.unravel_index(flat, target.shape))
-    return ValueError(f"target holds class index {int(target[pos])} at position {pos if len(pos) > 1 else pos[0]}, "
+    return ValueError(f"target holds class index {int(target.reshape(-1)[flat])} at position {_position(flat, target.shape)}, "
                       f"outside [0, {C}) for logits with {C} classes, and it is not ignore_index={ignore_index}; targets "
                       "must be class indices 0..C-1 (check the label encoding).")
 

@@ -5,12 +5,11 @@
 # %% ../nbs/01_losses.ipynb #8fb6ac11
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from ._checks import check_alpha, check_choice, check_gamma, check_int, check_number
-from .engine import _COMPUTE, _bad_target, _targets, fast_focal_loss
+from .engine import _COMPUTE, _bad_target, _first_bad, _targets, fast_focal_loss
 
 # %% auto #0
 __all__ = ['REDUCTIONS', 'focal_loss_reference', 'focal_loss', 'FocalLoss']
@@ -92,10 +91,9 @@ def _sample_weight(w, target: torch.Tensor, logits: torch.Tensor):
     if not w.is_cpu:
         torch._assert_async(ok.all(), "focal_loss: sample_weight must hold finite weights >= 0")
     elif not ok.all():
-        flat = int((~ok).reshape(-1).nonzero()[0])
-        pos = tuple(int(i) for i in np.unravel_index(flat, w.shape))
+        flat, pos = _first_bad(ok)
         raise ValueError(f"sample_weight must hold finite weights >= 0, got {w.reshape(-1)[flat].item():g} at position "
-                         f"{pos if len(pos) > 1 else pos[0]}.")
+                         f"{pos}.")
     return w
 _TARGET_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.uint16, torch.uint32)
 

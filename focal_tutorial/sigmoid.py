@@ -5,12 +5,12 @@
 # %% ../nbs/01c_sigmoid.ipynb #ab6288de
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_choice, check_gamma, check_number
+from .engine import _first_bad
 from .losses import _check_sync, _mean
 
 SIGMOID_REDUCTIONS = ("mean", "sum", "none", "mean_positive")
@@ -71,10 +71,9 @@ def _sigmoid_target(target, logits: torch.Tensor, dtype) -> torch.Tensor:
     if t.device.type != "cpu":  # checked on the device: no wait for the GPU
         torch._assert_async(ok, "sigmoid_focal_loss: target must hold numbers in [0, 1]")
     elif not ok:
-        flat = int((~((t >= 0) & (t <= 1))).reshape(-1).nonzero()[0, 0])
-        pos = tuple(int(i) for i in np.unravel_index(flat, t.shape))
+        flat, pos = _first_bad((t >= 0) & (t <= 1))
         raise ValueError(f"target must hold 0/1 labels or soft targets in [0, 1], got {t.reshape(-1)[flat].item():g} "
-                         f"at position {pos if len(pos) != 1 else pos[0]}; class indices go to `focal_loss` instead.")
+                         f"at position {pos}; class indices go to `focal_loss` instead.")
     return t
 
 # %% ../nbs/01c_sigmoid.ipynb #b025059a
