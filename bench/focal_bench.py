@@ -35,6 +35,11 @@ The summary line sums the grid up: the median and the largest focal/CE time rati
 AutoMM/focal time ratios and the largest focal/CE peak-memory ratio.
 A second table times the sigmoid focal loss (focal_tutorial.sigmoid) on multi-label logits with 0/1 targets against
 F.binary_cross_entropy_with_logits and torchvision's sigmoid_focal_loss, the same way (`--no-sigmoid` leaves it out).
+A third table, on CPU, times each CPU path of the focal loss against the next simpler one, forced by the engine's
+settings (`--no-paths` leaves it out): `torch` (the GPU path's PyTorch code, run on CPU), `softmax` (PyTorch's softmax
+kernel, the per-sample part in NumPy), `lse` (amax/exp/sum, which the engine takes below SMALL_C classes) and `loop`
+(numba's compiled loop, up to CPU_KERNEL_MAX logits). A path stays in the engine only if it is at least 10% faster
+than the next simpler one (gain >= 1.10) at some size of the grid.
 """
 from __future__ import annotations
 
@@ -239,6 +244,60 @@ def bench_sigmoid(sizes=SIGMOID_SIZES, repeats: int = 15, gamma: float = 2.0, de
     return pd.DataFrame(rows).set_index(["N", "C"])
 
 
+def _cpu_paths(N: int, C: int, gamma: float) -> dict:
+    """The CPU paths that apply at N x C, as fn(logits, target), from the simplest: `torch`, `softmax`, `lse` (fewer
+    than SMALL_C classes), `loop` (at most CPU_KERNEL_MAX logits, with numba)."""
+    import focal_tutorial.engine as engine
+    import focal_tutorial.losses as losses
+    alpha = torch.rand(C, generator=torch.Generator().manual_seed(1)) + 0.1
+    focal = losses.FocalLoss(alpha, gamma=gamma)
+
+    def device_path(logits, target, alpha, gamma, reduction, ignore_index, need_grad):
+        t, ignored, n = engine._targets(target, logits.shape[1], ignore_index)
+        return engine._forward(logits, t, alpha, gamma, ignored, reduction, n, need_grad)
+
+    def forced(**settings):
+        fn = focal
+        for name, value in settings.items():
+            fn = _with_setting(fn, engine, name, value)
+        return fn
+
+    fns = {"torch": forced(_loss_and_grad=device_path, CPU_KERNEL_MAX=0),
+           "softmax": forced(CPU_KERNEL_MAX=0, SMALL_C=0)}
+    if C < engine.SMALL_C:
+        fns["lse"] = forced(CPU_KERNEL_MAX=0, SMALL_C=10**9)
+    if N * C <= engine.CPU_KERNEL_MAX and engine._cpu_kernel() is not None:
+        fns["loop"] = forced(CPU_KERNEL_MAX=10**9)
+    return fns
+
+
+def bench_paths(sizes=DEFAULT_SIZES, repeats: int = 15, gamma: float = 2.0, clock: str = "wall", round_s: float = 2e-3,
+                seed: int = 0):
+    """Microseconds per forward+backward of each CPU path that applies at each size (NaN where one does not) and its
+    gain: the next simpler path's time over its own."""
+    import pandas as pd
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    rows = []
+    for N, C in sizes:
+        g = torch.Generator().manual_seed(seed)
+        x = (3 * torch.randn(N, C, generator=g)).requires_grad_()
+        y = torch.randint(0, C, (N,), generator=g)
+        fns = _cpu_paths(N, C, gamma)
+        with torch.no_grad():  # every path computes the same loss
+            want = fns["torch"](x, y).item()
+            for m, fn in fns.items():
+                assert math.isclose(fn(x, y).item(), want, rel_tol=1e-4), f"path {m} disagrees at {N}x{C}"
+        us = {m: 1e6 * statistics.median(t) for m, t in _time(fns, x, y, repeats, torch.device("cpu"), now, round_s,
+                                                               seed, "torch")[0].items()}
+        row = {"N": N, "C": C, **{f"{m} us": us.get(m, float("nan")) for m in ("torch", "softmax", "lse", "loop")}}
+        simpler = "torch"
+        for m in ("softmax", "lse", "loop"):
+            row[f"{m} gain"] = us[simpler] / us[m] if m in us else float("nan")
+            simpler = m if m in us else simpler
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["N", "C"])
+
+
 def default_clock(threads: int) -> str:
     "Process CPU time at one thread; wall time with more (the process's CPU time would add the threads up)."
     return "cpu" if threads == 1 else "wall"
@@ -300,13 +359,15 @@ def _records(table) -> list:
             for r in table.reset_index().to_dict("records")]
 
 
-def save(table, machine_line: str, device: str, path: str | None = None, sigmoid=None) -> str:
-    """Write the table, the machine line, the summary and the sigmoid table (if any) to
+def save(table, machine_line: str, device: str, path: str | None = None, sigmoid=None, paths=None) -> str:
+    """Write the table, the machine line, the summary, the sigmoid table and the CPU paths' table (if any) to
     bench/results_<cpu|cuda>.json (the engine page reads it)."""
     path = path or os.path.join(HERE, f"results_{'cuda' if device.startswith('cuda') else 'cpu'}.json")
     out = {"machine": machine_line, "summary": summary(table), "rows": _records(table)}
     if sigmoid is not None:
         out["sigmoid_rows"] = _records(sigmoid)
+    if paths is not None:
+        out["paths_rows"] = _records(paths)
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
@@ -337,6 +398,7 @@ def main(argv=None):
                    help="on CPU: keep freed memory in the process (default) or leave malloc as it is")
     p.add_argument("--no-sigmoid", action="store_true",
                    help="leave out the sigmoid focal loss's table (against BCE-with-logits and torchvision's)")
+    p.add_argument("--no-paths", action="store_true", help="on CPU, leave out the table of the focal loss's CPU paths")
     a = p.parse_args(argv)
     a.device = a.device or ("cuda" if a.preset == "gpu" else "cpu")
     a.sizes = a.sizes or PRESETS[a.preset or ("gpu" if a.device.startswith("cuda") else "cpu")]
@@ -358,8 +420,13 @@ def main(argv=None):
                                 clock=a.clock or default_clock(torch.get_num_threads()))
         with pd.option_context("display.width", 220, "display.max_columns", 24, "display.precision", 3):
             print(sigmoid)
+    paths = None
+    if not a.no_paths and not a.device.startswith("cuda"):
+        paths = bench_paths(a.sizes, a.repeats, a.gamma, clock=a.clock or default_clock(torch.get_num_threads()))
+        with pd.option_context("display.width", 220, "display.max_columns", 24, "display.precision", 3):
+            print(paths)
     if a.save:
-        print("saved", os.path.relpath(save(table, line, a.device, sigmoid=sigmoid)))
+        print("saved", os.path.relpath(save(table, line, a.device, sigmoid=sigmoid, paths=paths)))
 
 
 if __name__ == "__main__":

@@ -335,7 +335,7 @@ def fit_predictor(
     "Check the data and hyperparameters, then create and fit an AutoMM classifier; errors come before any training."
     if predictor_kwargs is not None and not isinstance(predictor_kwargs, Mapping):
         raise TypeError(f"predictor_kwargs must be a dict of MultiModalPredictor arguments, e.g. "
-                        f"{{'enable_progress_bar': False}}, got {_checks._got(predictor_kwargs)}.")
+                        f"{{'enable_progress_bar': False}}, got {_checks.got(predictor_kwargs)}.")
     predictor_kwargs = dict(predictor_kwargs or {})
     reserved = sorted(set(predictor_kwargs) & {"label", "problem_type", "path", "verbosity"})
     if reserved:

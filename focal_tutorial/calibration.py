@@ -13,7 +13,7 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import brier_score_loss, log_loss
 
-from ._checks import _few, _got, _py, check_classes, check_int, label_series
+from ._checks import check_classes, check_int, check_y_true_first, few, got, label_series, py_scalar
 
 # %% auto #0
 __all__ = ['SUM_TOL', 'CALIBRATION_METRICS', 'check_proba', 'check_scores', 'class_positions', 'reliability_table', 'ece', 'nll',
@@ -27,12 +27,12 @@ def _matrix(x, name: str) -> tuple[np.ndarray, list | None]:
     "`x` as a 2-D float64 array (and its column labels if it is a DataFrame), after checking its shape and type."
     classes = None
     if isinstance(x, pd.DataFrame):
-        classes = [_py(c) for c in x.columns]
+        classes = [py_scalar(c) for c in x.columns]
         x = x.to_numpy()
     elif hasattr(x, "detach"):  # a torch tensor, without importing torch
         x = x.detach().cpu().numpy()
     if isinstance(x, (str, bytes, Mapping)) or not hasattr(x, "__len__"):
-        raise TypeError(f"{name} must be a 2-D array (one row per sample, one column per class), got {_got(x)}.")
+        raise TypeError(f"{name} must be a 2-D array (one row per sample, one column per class), got {got(x)}.")
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
@@ -88,7 +88,7 @@ def _classes_of(columns, classes, n_columns: int, name: str = "proba") -> list |
     if columns is not None:
         dups = [c for c in dict.fromkeys(columns) if columns.count(c) > 1]
         if dups:
-            raise ValueError(f"the columns of {name} are its classes, but {_few(dups)} name more than one column; "
+            raise ValueError(f"the columns of {name} are its classes, but {few(dups)} name more than one column; "
                              "name each class once.")
     if classes is None:
         return columns
@@ -98,7 +98,7 @@ def _classes_of(columns, classes, n_columns: int, name: str = "proba") -> list |
                          "per column, in column order.")
     if columns is not None and classes != columns:
         i = next(i for i, (a, b) in enumerate(zip(classes, columns)) if a != b)
-        raise ValueError(f"classes={_few(classes, 10)} disagrees with the columns of {name}, {_few(columns, 10)} "
+        raise ValueError(f"classes={few(classes, 10)} disagrees with the columns of {name}, {few(columns, 10)} "
                          f"(first at column {i}), and a DataFrame's columns are its classes; drop classes=, or "
                          f"reorder the columns to match it, e.g. `{name}[classes]`.")
     return classes
@@ -118,18 +118,19 @@ def class_positions(
             raise ValueError(f"classes has {len(classes)} labels but there are {n_classes} columns; give one label "
                              "per column, in column order.")
         position = {c: i for i, c in enumerate(classes)}
-        unknown = [v for v in pd.unique(y) if _py(v) not in position]
+        unknown = [v for v in pd.unique(y) if py_scalar(v) not in position]
         if unknown:
-            raise ValueError(f"{name} has labels {_few(unknown)} that are not among the classes {_few(classes)}.")
-        return y.map(lambda v: position[_py(v)]).to_numpy(np.int64)
+            raise ValueError(f"{name} has labels {few(unknown)} that are not among the classes {few(classes)}.")
+        return y.map(lambda v: position[py_scalar(v)]).to_numpy(np.int64)
     y = y.infer_objects()  # a list of ints arrives as objects
     if not pd.api.types.is_integer_dtype(y) or y.min() < 0 or y.max() >= n_classes:
-        raise ValueError(f"{name} must hold class positions 0..{n_classes - 1} (the columns), got {_few(pd.unique(y))}; "
+        raise ValueError(f"{name} must hold class positions 0..{n_classes - 1} (the columns), got {few(pd.unique(y))}; "
                          "pass `classes=` (or a DataFrame whose columns are the classes) to use class labels.")
     return y.to_numpy(np.int64)
 
 
-def _proba_and_labels(proba, y_true, classes=None) -> tuple[np.ndarray, np.ndarray]:
+def _proba_and_labels(y_true, proba, classes=None) -> tuple[np.ndarray, np.ndarray]:
+    check_y_true_first(y_true, proba)
     p, columns = check_proba(proba)
     y = class_positions(y_true, p.shape[1], _classes_of(columns, classes, p.shape[1]))
     if len(y) != len(p):
@@ -138,14 +139,14 @@ def _proba_and_labels(proba, y_true, classes=None) -> tuple[np.ndarray, np.ndarr
 
 # %% ../nbs/04a_calibration.ipynb #a0476973
 def reliability_table(
-    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     y_true,  # true labels: positions 0..C-1, or labels of `classes` / the DataFrame's columns
+    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     n_bins: int = 15,  # equal-width confidence bins over [0, 1]
     classes=None,  # the class labels in column order, if y_true holds labels
 ) -> pd.DataFrame:  # one row per bin: low, high, count, confidence (mean), accuracy, gap (accuracy - confidence)
     "Top-label confidence binned into `n_bins` equal-width bins: per bin the number of samples, mean confidence and accuracy."
     n_bins = check_int("n_bins", n_bins, low=1, hint="15 is usual (Guo et al. 2017)")
-    p, y = _proba_and_labels(proba, y_true, classes)
+    p, y = _proba_and_labels(y_true, proba, classes)
     conf, right = p.max(axis=1), (p.argmax(axis=1) == y).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     b = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)  # [lo, hi); 1 in the last bin
@@ -158,33 +159,33 @@ def reliability_table(
 
 
 def ece(
-    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     y_true,  # true labels: positions 0..C-1, or labels of `classes` / the DataFrame's columns
+    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     n_bins: int = 15,  # equal-width confidence bins over [0, 1]
     classes=None,  # the class labels in column order, if y_true holds labels
 ) -> float:  # in [0, 1]; lower is better
     "Expected calibration error (top-label, equal-width bins): the mean |accuracy - confidence| over bins, weighted by their size."
-    t = reliability_table(proba, y_true, n_bins, classes)
+    t = reliability_table(y_true, proba, n_bins, classes)
     return float((t["count"] * t["gap"].abs()).sum() / t["count"].sum())  # empty bins: NaN gap, count 0, skipped
 
 # %% ../nbs/04a_calibration.ipynb #4e9a7a67
 def nll(
-    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     y_true,  # true labels: positions 0..C-1, or labels of `classes` / the DataFrame's columns
+    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     classes=None,  # the class labels in column order, if y_true holds labels
 ) -> float:  # >= 0; lower is better
     "Negative log-likelihood: the mean of -log p(true class) (scikit-learn's `log_loss`; a zero probability is clipped)."
-    p, y = _proba_and_labels(proba, y_true, classes)
+    p, y = _proba_and_labels(y_true, proba, classes)
     return float(log_loss(y, p, labels=np.arange(p.shape[1])))
 
 
 def brier(
-    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     y_true,  # true labels: positions 0..C-1, or labels of `classes` / the DataFrame's columns
+    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     classes=None,  # the class labels in column order, if y_true holds labels
 ) -> float:  # in [0, 2] (for two classes twice scikit-learn's binary `brier_score_loss`); lower is better
     "Multiclass Brier score on [0, 2]: mean squared distance from the one-hot label (for two classes twice sklearn's `brier_score_loss`)."
-    p, y = _proba_and_labels(proba, y_true, classes)
+    p, y = _proba_and_labels(y_true, proba, classes)
     return float(brier_score_loss(y, p, labels=np.arange(p.shape[1]), scale_by_half=False))
 
 
@@ -192,18 +193,18 @@ CALIBRATION_METRICS = ("ece", "nll", "brier")  # the names `calibration_metrics`
 
 
 def calibration_metrics(
-    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     y_true,  # true labels: positions 0..C-1, or labels of `classes` / the DataFrame's columns
+    proba,  # probabilities (n, C); a DataFrame's columns are the classes
     n_bins: int = 15,  # the ECE's equal-width bins
     classes=None,  # the class labels in column order, if y_true holds labels
 ) -> dict:  # {"ece", "nll", "brier"}
     "ECE, NLL and Brier score of one set of predicted probabilities."
-    return {"ece": ece(proba, y_true, n_bins, classes), "nll": nll(proba, y_true, classes),
-            "brier": brier(proba, y_true, classes)}
+    return {"ece": ece(y_true, proba, n_bins, classes), "nll": nll(y_true, proba, classes),
+            "brier": brier(y_true, proba, classes)}
 
 # %% ../nbs/04a_calibration.ipynb #102d9a4a
 def plot_reliability(
-    curves: Mapping,  # name -> (proba, y_true): the probabilities and true labels of each model
+    curves: Mapping,  # name -> (y_true, proba): the true labels and the probabilities of each model
     n_bins: int = 15,  # equal-width confidence bins
     ax=None,  # a matplotlib Axes; default: a new figure
     title: str | None = "Reliability diagram",  # the Axes' title
@@ -212,18 +213,18 @@ def plot_reliability(
 ):  # the Axes
     "Accuracy against confidence per bin, one line per model (dots sized by the bin's samples), the diagonal, the ECE in the legend."
     if not isinstance(curves, Mapping) or not curves:
-        raise ValueError("curves must be a non-empty dict: name -> (proba, y_true), e.g. "
-                         "{'cross-entropy': (proba, y_test)}.")
+        raise ValueError("curves must be a non-empty dict: name -> (y_true, proba), e.g. "
+                         "{'cross-entropy': (y_test, proba)}.")
     n_bins = check_int("n_bins", n_bins, low=1, hint="15 is usual (Guo et al. 2017)")
     classes = None if classes is None else check_classes(classes)
     tables = {}
     for name, pair in curves.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise TypeError(f"curves[{name!r}] must be a pair (proba, y_true), got {_got(pair)}.")
-        proba, y_true = pair
+            raise TypeError(f"curves[{name!r}] must be a pair (y_true, proba), got {got(pair)}.")
+        y_true, proba = pair
         try:
             own = None if isinstance(proba, pd.DataFrame) else classes  # a DataFrame's columns are its classes
-            tables[name] = reliability_table(proba, y_true, n_bins, own)
+            tables[name] = reliability_table(y_true, proba, n_bins, own)
         except (TypeError, ValueError) as e:
             raise type(e)(f"curves[{name!r}]: {e}") from None
     if ax is None:

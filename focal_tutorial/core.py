@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._checks import (_few, _py, check_choice, check_classes, check_factor, check_number, check_seed,
+from ._checks import (few, py_scalar, check_choice, check_classes, check_factor, check_number, check_seed,
                                     label_column, label_series, sorted_classes)
 
 # %% auto #0
@@ -31,7 +31,7 @@ def class_weights(
     "Per-class weights that grow as classes get rarer, normalised to sum to 1: ready for `optim.focal_loss.alpha`."
     method = check_choice("method", method, WEIGHT_METHODS)
     beta = check_number("beta", beta, low=0, high=1, high_open=True, hint="0.9, 0.99, 0.999 are usual values")
-    counts = {_py(c): int(n) for c, n in label_series(labels).value_counts().items()}  # observed labels only
+    counts = {py_scalar(c): int(n) for c, n in label_series(labels).value_counts().items()}  # observed labels only
     if classes is None:
         classes = sorted_classes(counts)
     else:
@@ -39,11 +39,11 @@ def class_weights(
         known = set(classes)
         unknown = [c for c in counts if c not in known]
         if unknown:
-            raise ValueError(f"labels {_few(unknown)} are not in classes {_few(classes)}; add them to `classes` "
+            raise ValueError(f"labels {few(unknown)} are not in classes {few(classes)}; add them to `classes` "
                              "or drop those rows.")
         empty = [c for c in classes if c not in counts]
         if empty:
-            raise ValueError(f"classes {_few(empty)} have no sample in labels, so their weight would be infinite; "
+            raise ValueError(f"classes {few(empty)} have no sample in labels, so their weight would be infinite; "
                              "drop them from `classes` or add samples of them.")
     n = np.array([counts[c] for c in classes], dtype=float)
     if method == "inverse":
@@ -67,7 +67,7 @@ def make_imbalanced(
     codes, uniques = pd.factorize(label_series(y, f"df[{label!r}]"))
     classes = sorted_classes(uniques)
     position = {c: k for k, c in enumerate(classes)}
-    k_of_row = np.array([position[_py(u)] for u in uniques], dtype=np.int64)[codes]  # each row's class, sorted order
+    k_of_row = np.array([position[py_scalar(u)] for u in uniques], dtype=np.int64)[codes]  # each row's class, sorted order
     order = np.argsort(k_of_row, kind="stable")
     rows = np.split(order, np.cumsum(np.bincount(k_of_row, minlength=len(classes)))[:-1])
     n_keep = [math.floor(round(len(idx) * factor**k, 9)) for k, idx in enumerate(rows)]  # 27 * (1/3)**3 keeps 1, not int(0.999...)

@@ -12,11 +12,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SMALL_C', 'PUT_THREADS', 'USE_FUSED', 'CPU_KERNEL_MAX', 'fast_focal_loss']
+__all__ = ['SMALL_C', 'USE_FUSED', 'CPU_KERNEL_MAX', 'fast_focal_loss']
 
 # %% ../nbs/01d_engine.ipynb #baddb063
-SMALL_C = 512  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats the softmax kernel (see the text)
-PUT_THREADS = 65536  # on CPU, from this many logits: PyTorch's threads write target entries; log-sum-exp below SMALL_C
+SMALL_C = 16  # below this many classes, on CPU, log-sum-exp from amax/exp/sum beats PyTorch's softmax kernel
 
 # %% ../nbs/01d_engine.ipynb #d908bd61
 _COMPUTE = {torch.float16: torch.float32, torch.bfloat16: torch.float32}  # half inputs are computed in float32
@@ -55,24 +54,6 @@ def _flat_targets(shape, y):
             _BASES.clear()
         base = _BASES[key] = (np.arange(N)[:, None] * (C * D) + np.arange(D)).reshape(y.shape)
     return base + y if D == 1 else base + y * D
-
-
-_ONES: dict = {}  # (C, dtype) -> torch.ones(C, dtype=dtype), for row sums by matrix-vector product
-
-
-def _ones(C: int, dtype) -> torch.Tensor:
-    o = _ONES.get((C, dtype))
-    if o is None:
-        o = _ONES[C, dtype] = torch.ones(C, dtype=dtype)
-    return o
-
-
-def _put(e: torch.Tensor, at: np.ndarray, values: np.ndarray) -> None:
-    "e.view(-1)[at] = values (flat arrays): by NumPy for small tensors, by PyTorch's threads for large ones."
-    if e.numel() < PUT_THREADS:
-        e.numpy().reshape(-1)[at] = values
-    else:
-        e.view(-1).index_put_((torch.from_numpy(at),), torch.from_numpy(values))
 
 # %% ../nbs/01d_engine.ipynb #f6352c9c
 def _indices(target: torch.Tensor) -> np.ndarray:
@@ -130,19 +111,9 @@ def _gather_cpu(target, C: int, alpha, ignore_index: int, dt, x=None):
     """Check the targets (N, d1, ...) and gather per position, as flat arrays: the target's logit from `x` (the
     logits as a contiguous (N, C, d1, ...) array of dtype `dt`; None: not read), its class weight (0 if ignored) and
     the flat index of its entry; then the number of non-ignored positions and the mask of the ignored ones (None if
-    none is). One compiled call with numba, NumPy without."""
-    k = _cpu_kernel()
-    y = _indices(target)
-    N, D = y.shape[0], math.prod(y.shape[1:])
-    if k is not None:
-        xy, a, at = np.empty(y.size, dt), np.empty(y.size, dt), np.empty(y.size, np.int64)
-        bad, n = k._gather_targets(_EMPTY3[dt] if x is None else x.reshape(N, C, D), y.reshape(N, D), C,
-                                   _EMPTY1D[dt] if alpha is None else alpha.numpy(), ignore_index, xy, a, at)
-        if bad >= 0:
-            raise _bad_target(target, bad, C, ignore_index)
-        return xy, a, at, n, (y.reshape(-1) == ignore_index) if n < y.size else None
+    none is)."""
     y, keep, n = _targets_cpu(target, C, ignore_index)
-    at = _flat_targets((N, C, *y.shape[1:]), y).reshape(-1)
+    at = _flat_targets((y.shape[0], C, *y.shape[1:]), y).reshape(-1)
     xy = None if x is None else x.reshape(-1)[at]
     a = np.ones(y.size, dt) if alpha is None else alpha.numpy().astype(dt, copy=False)[y.reshape(-1)]
     if keep is None:
@@ -154,14 +125,7 @@ def _gather_cpu(target, C: int, alpha, ignore_index: int, dt, x=None):
 def _terms_cpu(logp, em, a, l, gamma: float, scale: float, per: bool, need_grad: bool, fmin: float):
     """From log p, em = p - 1, the class weights `a` and the row sums `l` (None: rows already normalised), flat: the
     losses (`per`) or their sum times `scale`; and if `need_grad` the factor c = w scale / l of each gradient row and
-    the gradient's target entry w scale (p - 1). One compiled call with numba, NumPy without."""
-    k = _cpu_kernel()
-    if k is not None:
-        none = _EMPTY1D[logp.dtype]
-        c, tv = (np.empty_like(logp), np.empty_like(logp)) if need_grad else (none, none)
-        out = np.empty_like(logp) if per else none
-        total = k._sample_terms(logp, em, a, none if l is None else l, gamma, scale, c, tv, out)
-        return (out if per else total), c, tv
+    the gradient's target entry w scale (p - 1)."""
     m, w = _modulating(logp, -em, a * scale if scale != 1 else a, gamma, need_grad, np, fmin)
     loss = -(m * logp) if per else -np.dot(m, logp)
     return (loss, None, None) if not need_grad else (loss, w if l is None else w / l, w * em)
@@ -174,7 +138,7 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
         return _forward_cpu_kernel(logits, target, alpha, gamma, reduction, ignore_index, need_grad)
     cdt = _COMPUTE.get(logits.dtype, logits.dtype)
     dt, (fmin, tiny) = _NUMPY[cdt], _FINFO[cdt]
-    lse = C < SMALL_C and (C <= 16 or logits.numel() >= PUT_THREADS)  # softmax = e / l, e = exp(x - max), l = sum(e)
+    lse = C < SMALL_C  # softmax = e / l, e = exp(x - max), l = sum(e)
     x = (logits.detach() if cdt == logits.dtype else logits.detach().to(cdt)).contiguous() if lse else None
     xy, a, at, n, ignored = _gather_cpu(target, C, alpha, ignore_index, dt, None if x is None else x.numpy())
     scale = 1 / max(n, 1) if reduction == "mean" else 1.0  # "mean": folded into the weights
@@ -182,8 +146,7 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
         if lse:
             mx = x.amax(1, keepdim=True)
             e = (x - mx).exp_()
-            l = torch.mv(e, _ones(C, cdt)) if e.ndim == 2 and C <= 16 else e.sum(1)  # BLAS for short rows
-            l = l.numpy().reshape(-1)
+            l = e.sum(1).numpy().reshape(-1)
             logp = xy - mx.numpy().reshape(-1)  # x_y read from x, not e
             logp -= np.log(l)
         else:  # the softmax kernel, and log p = log(softmax_y) where that is a normal number
@@ -205,7 +168,7 @@ def _forward_cpu(logits, target, alpha, gamma, reduction, ignore_index, need_gra
     rows = (target.shape[0], 1, *target.shape[1:])  # one number per gradient row
     if l is not None or alpha is not None or gamma != 0 or scale != 1 or ignored is not None:
         e.mul_(torch.from_numpy(c).view(rows))  # else every weight is 1 and the softmax is the gradient already
-    _put(e, at, tv)  # w (softmax - 1) at the target, with the exact p - 1
+    e.numpy().reshape(-1)[at] = tv  # w (softmax - 1) at the target, with the exact p - 1 (e is contiguous)
     if ignored is not None:
         e.masked_fill_(torch.from_numpy(ignored).view(rows), 0.0)  # 0, even where the logits are NaN or infinite
     return loss, e

@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from ._checks import (_few, _got, _hashable, _py, check_classes, check_int, check_number, label_series,
+from ._checks import (few, got, is_hashable, py_scalar, check_classes, check_int, check_number, label_series,
                                     sorted_classes)
 
 # %% auto #0
@@ -35,7 +35,7 @@ def evaluate(
     t, p = label_series(y_true, "y_true"), label_series(y_pred, "y_pred")
     if len(t) != len(p):
         raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}; pass one prediction per sample.")
-    seen = [_py(v) for v in pd.unique(pd.concat([t, p], ignore_index=True))]
+    seen = [py_scalar(v) for v in pd.unique(pd.concat([t, p], ignore_index=True))]
     if classes is None:
         classes = sorted_classes(seen)
     else:
@@ -43,11 +43,11 @@ def evaluate(
         known = set(classes)  # built once: membership tests stay O(1) with many classes
         unknown = [c for c in seen if c not in known]
         if unknown:
-            raise ValueError(f"labels {_few(unknown)} are not in classes {_few(classes)}; add them to classes "
+            raise ValueError(f"labels {few(unknown)} are not in classes {few(classes)}; add them to classes "
                              "or check that y_true and y_pred use the same labels.")
     position = {c: i for i, c in enumerate(classes)}
     if rare_class is not None and check_classes([rare_class], "rare_class")[0] not in position:
-        raise ValueError(f"rare_class={rare_class!r} is not one of the classes {_few(classes)}.")
+        raise ValueError(f"rare_class={rare_class!r} is not one of the classes {few(classes)}.")
     # scikit-learn sees class numbers 0..C-1: any hashable labels work (tuples, mixed types), in `classes` order
     ti, pi, codes = t.map(position).to_numpy(int), p.map(position).to_numpy(int), np.arange(len(classes))
     prec, rec, f1, sup = precision_recall_fscore_support(ti, pi, labels=codes, zero_division=np.nan)
@@ -72,12 +72,12 @@ def _columns(runs, name: str, cols) -> list:
     if isinstance(cols, (str, bytes)) or not hasattr(cols, "__iter__"):
         cols = [cols]
     elif isinstance(cols, Mapping):
-        raise TypeError(f"{name} must be a column name or a list of them, got {_got(cols)}.")
+        raise TypeError(f"{name} must be a column name or a list of them, got {got(cols)}.")
     cols = list(cols)
     if not cols:
         raise ValueError(f"{name} is empty; name at least one column of runs, e.g. {name}={list(runs.columns)[-1]!r} "
-                         f"(its columns are {_few(list(runs.columns), 10)}).")
-    missing = [c for c in cols if not _hashable(c) or c not in runs.columns]
+                         f"(its columns are {few(list(runs.columns), 10)}).")
+    missing = [c for c in cols if not is_hashable(c) or c not in runs.columns]
     if missing:
         raise ValueError(f"no column {missing[0]!r} in runs; its columns are {list(runs.columns)}. "
                          f"Pass {name}= with the right name (or a list of names).")
@@ -90,7 +90,7 @@ def _check_runs(runs) -> None:
     if len(runs) == 0:
         raise ValueError("runs is empty: there is nothing to summarize.")
     if runs.columns.duplicated().any():
-        raise ValueError(f"runs has duplicate columns {_few(runs.columns[runs.columns.duplicated()].unique())}; "
+        raise ValueError(f"runs has duplicate columns {few(runs.columns[runs.columns.duplicated()].unique())}; "
                          "drop or rename them, e.g. `runs.loc[:, ~runs.columns.duplicated()]`.")
 
 
@@ -140,23 +140,23 @@ def _selects(col: pd.Series, value) -> np.ndarray:
 
 def _check_value(name: str, value, column: str, example) -> None:
     "Refuse a `value` of `column` that no cell can equal: a list, a dict, an array (not hashable)."
-    if not _hashable(value):
+    if not is_hashable(value):
         several = "; to compare with several baselines, call once per baseline" if name.startswith("baseline") else ""
         raise TypeError(f"{name} must be one value of the column {column!r} (e.g. {example!r}), got "
-                        f"{_got(value)}{several}.")
+                        f"{got(value)}{several}.")
 
 
 def _one_run_each(runs: pd.DataFrame, cols: list, pair_on: list) -> None:
     "Refuse runs that repeat a combination of `cols`, or miss a `pair_on` value: a pair must be one run and one baseline run."
     missing = runs[pair_on].isna().any(axis=1)
     if missing.any():  # pandas would pair a NaN seed with the other side's NaN seed
-        raise ValueError(f"runs has no {_few(pair_on)} value in the rows {_few(list(runs.index[missing]))}, so they "
+        raise ValueError(f"runs has no {few(pair_on)} value in the rows {few(list(runs.index[missing]))}, so they "
                          "cannot be paired with anything; fill in the seed (or whatever pairs the runs) or drop "
                          f"those rows, e.g. `runs.dropna(subset={pair_on})`.")
     dup = runs.duplicated(cols, keep=False)
     if dup.any():
         repeated = runs.loc[dup, cols].drop_duplicates().to_dict("records")
-        raise ValueError(f"runs has several rows for {_few(repeated, 3)}; each group needs exactly one run per "
+        raise ValueError(f"runs has several rows for {few(repeated, 3)}; each group needs exactly one run per "
                          f"{pair_on}, or the pairs are ambiguous. Drop the repeats (e.g. "
                          f"`runs.drop_duplicates({cols})`) or add the column that tells them apart to by= or pair_on=.")
 
@@ -179,11 +179,11 @@ def paired_diff(
     if not isinstance(baseline, Mapping):
         if len(keys) > 1:
             raise ValueError(f"by has several columns {keys}: pass baseline as a dict {{column: value}}.")
-        _check_value("baseline", baseline, keys[0], _py(runs[keys[0]].iloc[0]))
+        _check_value("baseline", baseline, keys[0], py_scalar(runs[keys[0]].iloc[0]))
         baseline = {keys[0]: baseline}
     _columns(runs, "baseline", list(baseline))
     for c, v in baseline.items():
-        _check_value(f"baseline[{c!r}]", v, c, _py(runs[c].iloc[0]))
+        _check_value(f"baseline[{c!r}]", v, c, py_scalar(runs[c].iloc[0]))
     _one_run_each(runs, list(dict.fromkeys(keys + pairs)), pairs)  # neither side may repeat a pair
     base = runs[np.logical_and.reduce([_selects(runs[c], v) for c, v in baseline.items()])]
     if base.empty:
@@ -193,7 +193,7 @@ def paired_diff(
     partner = pd.MultiIndex.from_frame(base[pairs]).get_indexer(pd.MultiIndex.from_frame(runs[pairs]))
     if (partner < 0).any():  # a run with no baseline run (a baseline run whose metric is NaN is a partner)
         lone = runs.loc[partner < 0, pairs].drop_duplicates().to_dict("records")
-        raise ValueError(f"no baseline run for {_few(lone)}; run the baseline for every {pairs} as well.")
+        raise ValueError(f"no baseline run for {few(lone)}; run the baseline for every {pairs} as well.")
     diff = pd.Series(runs[metric].to_numpy(float) - base[metric].to_numpy(float)[partner], index=runs.index)
     delta = diff.groupby([runs[k] for k in keys], sort=False, dropna=False)
     return pd.DataFrame({"mean": delta.mean(), "std": delta.std(), "n": delta.size(),
@@ -226,13 +226,13 @@ def verdicts(
                          "paired_diff with a dict baseline.")
     by, metrics = keys[0], _columns(runs, "metrics", metrics)  # a string is one metric, not its letters
     lower = set(_columns(runs, "lower_is_better", lower_is_better)) if lower_is_better not in (None, (), []) else set()
-    present = [_py(v) for v in pd.unique(runs[by])]
+    present = [py_scalar(v) for v in pd.unique(runs[by])]
     side = {}
     for name, value in (("candidate", candidate), ("baseline", baseline)):
         _check_value(name, value, by, present[0])
         side[name] = _selects(runs[by], value)
         if not side[name].any():
-            raise ValueError(f"no run has {by}={value!r} (the {name}); the values of {by!r} are {_few(present)}.")
+            raise ValueError(f"no run has {by}={value!r} (the {name}); the values of {by!r} are {few(present)}.")
     if (side["candidate"] & side["baseline"]).any():
         raise ValueError(f"candidate and baseline are the same ({candidate!r}); compare two different {by!r} values.")
     taken = [v for v in (candidate, baseline) if isinstance(v, str) and v in VERDICT_COLUMNS]
@@ -244,7 +244,7 @@ def verdicts(
     _one_run_each(sel, [by, *pairs], pairs)
     cand, base = (sel[_selects(sel[by], v)].set_index(pairs) for v in (candidate, baseline))
     on = pairs[0] if len(pairs) == 1 else pairs
-    unpaired = "; ".join(f"{v!r} has runs for {on} {_few([_py(k) for k in a.index.difference(b.index)])} that {w!r} lacks"
+    unpaired = "; ".join(f"{v!r} has runs for {on} {few([py_scalar(k) for k in a.index.difference(b.index)])} that {w!r} lacks"
                          for v, a, w, b in ((candidate, cand, baseline, base), (baseline, base, candidate, cand))
                          if len(a.index.difference(b.index)))
     if unpaired:

@@ -13,8 +13,8 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.model_selection import StratifiedKFold
 
-from ._checks import (_few, _got, _py, check_classes, check_int, check_number, check_seed, label_series,
-                                    sorted_classes)
+from ._checks import (check_classes, check_int, check_number, check_seed, check_y_true_first, few, got,
+                                    label_series, py_scalar, sorted_classes)
 from .calibration import (CALIBRATION_METRICS, _classes_of, _scores, calibration_metrics, check_proba,
                                         check_scores, class_positions)
 from .evaluate import evaluate
@@ -70,7 +70,7 @@ def fit_temperature(
         lo, hi = _T_START
     elif not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise TypeError(f"bounds must be None (an automatic search) or a pair (low, high) of temperatures, got "
-                        f"{_got(bounds)}.")
+                        f"{got(bounds)}.")
     else:
         lo = check_number("bounds[0]", bounds[0], low=0, low_open=True)
         hi = check_number("bounds[1]", bounds[1], low=lo, low_open=True,
@@ -130,13 +130,13 @@ def class_priors(
     classes=None,  # the class order; default: the sorted labels (AutoMM's order)
 ) -> pd.Series:  # each class's share of the labels, indexed by class, summing to 1
     "Each class's share of the training labels, in class order: the priors of logit adjustment."
-    counts = label_series(labels, "labels").map(_py).value_counts()
+    counts = label_series(labels, "labels").map(py_scalar).value_counts()
     classes = sorted_classes(counts.index) if classes is None else check_classes(classes)
     missing = [c for c in classes if c not in counts.index]
     extra = [c for c in counts.index if c not in set(classes)]
     if missing or extra:
-        raise ValueError(f"classes {_few(missing)} have no training label, so their prior would be 0; drop them."
-                         if missing else f"labels {_few(extra)} are not among the classes {_few(classes)}.")
+        raise ValueError(f"classes {few(missing)} have no training label, so their prior would be 0; drop them."
+                         if missing else f"labels {few(extra)} are not among the classes {few(classes)}.")
     s = counts.reindex(pd.Index(classes, tupleize_cols=False)).astype(float)
     return (s / s.sum()).rename("prior")
 
@@ -147,14 +147,14 @@ def _log_priors(priors, n_classes: int, classes=None) -> np.ndarray:
         labelled = classes is not None
         classes = classes if labelled else list(range(n_classes))
         if set(priors.index) != set(classes) or len(priors) != len(classes):
-            raise ValueError(f"priors is indexed by {_few(priors.index)}, not by the classes {_few(classes)}"
+            raise ValueError(f"priors is indexed by {few(priors.index)}, not by the classes {few(classes)}"
                              + ("; compute it with `class_priors(train_labels)`." if labelled else
                                 " (the columns have no labels, so they are 0..C-1); pass `classes=` (the class labels "
                                 "in column order) or a DataFrame whose columns are the classes, or a plain list of "
                                 "priors in column order."))
         priors = priors.reindex(pd.Index(classes, tupleize_cols=False)).to_numpy()
     if isinstance(priors, (str, bytes, Mapping)) or not hasattr(priors, "__len__"):
-        raise TypeError(f"priors must be one number per class (a list, array or Series), got {_got(priors)}; "
+        raise TypeError(f"priors must be one number per class (a list, array or Series), got {got(priors)}; "
                         "e.g. `class_priors(train_labels)`.")
     try:
         p = np.asarray(priors, dtype=np.float64)
@@ -200,8 +200,8 @@ REPORT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rare_class_recal
 
 
 def calibration_report(
-    proba,  # test probabilities (n, C), e.g. AutoMM's `predict_proba`; a DataFrame's columns are the classes
     y_true,  # the test labels: positions 0..C-1, or class labels
+    proba,  # test probabilities (n, C), e.g. AutoMM's `predict_proba`; a DataFrame's columns are the classes
     priors,  # the training priors (or counts) per class, each > 0; e.g. `class_priors(train_labels)`
     tau: float = 1.0,  # logit adjustment's strength
     n_bins: int = 15,  # the ECE's equal-width bins
@@ -209,6 +209,7 @@ def calibration_report(
     rare_class=None,  # the class whose recall is reported; default: the one with the smallest prior
 ) -> pd.DataFrame:  # rows "as predicted" and "logit-adjusted (τ=...)"; columns REPORT_METRICS
     "Decisions and calibration of one model's probabilities, as predicted and after logit adjustment with the training priors."
+    check_y_true_first(y_true, proba, "calibration_report(y_test, proba, priors)")
     p, columns = check_proba(proba)
     classes = _classes_of(columns, classes, p.shape[1]) or list(range(p.shape[1]))
     y = class_positions(y_true, p.shape[1], classes)
@@ -218,14 +219,14 @@ def calibration_report(
     log_pi = _log_priors(priors, p.shape[1], classes)
     if rare_class is None:
         rare = int(np.argmin(log_pi))
-    elif _py(rare_class) in classes:
-        rare = classes.index(_py(rare_class))
+    elif py_scalar(rare_class) in classes:
+        rare = classes.index(py_scalar(rare_class))
     else:
-        raise ValueError(f"rare_class={rare_class!r} is not one of the classes {_few(classes)}.")
+        raise ValueError(f"rare_class={rare_class!r} is not one of the classes {few(classes)}.")
     rows = {}
     for name, q in (("as predicted", p), (f"logit-adjusted (τ={tau:g})", adjust_proba(p, np.exp(log_pi), tau))):
         r = evaluate(y, q.argmax(axis=1), classes=range(p.shape[1]), rare_class=rare)
-        rows[name] = {**{m: r[m] for m in REPORT_METRICS[:4]}, **calibration_metrics(q, y, n_bins)}
+        rows[name] = {**{m: r[m] for m in REPORT_METRICS[:4]}, **calibration_metrics(y, q, n_bins)}
     out = pd.DataFrame(rows).T[list(REPORT_METRICS)]
     out.columns.name = f"rare class: {classes[rare]!r}"
     return out

@@ -99,12 +99,12 @@ def _scores(y_true, y_pred, n_classes) -> dict:
 def _calibration(logits, y, prior_counts, seed) -> dict:
     "Calibration metrics as predicted, after cross-fitted temperature scaling, and the metrics after logit adjustment."
     n_classes = logits.shape[1]
-    out = calibration_metrics(softmax_scores(logits), y)
+    out = calibration_metrics(y, softmax_scores(logits))
     scaled, temps = cross_fit_temperature(logits, y, seed)
-    ts = calibration_metrics(scaled, y)
+    ts = calibration_metrics(y, scaled)
     out.update(temperature=float(np.exp(np.mean(np.log(temps)))), ece_ts=ts["ece"], nll_ts=ts["nll"])
     adjusted = logit_adjust(logits, prior_counts)  # tau 1, priors from the training labels
-    la = {**_scores(y, adjusted.argmax(1), n_classes), **calibration_metrics(softmax_scores(adjusted), y)}
+    la = {**_scores(y, adjusted.argmax(1), n_classes), **calibration_metrics(y, softmax_scores(adjusted))}
     return {**out, **{f"la_{m}": v for m, v in la.items()}}
 
 

@@ -152,8 +152,8 @@ def plot_reliability_grid(
         for g in gammas:
             sel = runs[(runs["ratio"] == r) & (runs["gamma"] == g) & (runs["alpha"] == alpha)]
             if len(sel):
-                curves["cross-entropy" if g == 0 else f"focal, γ={g:g}"] = (np.concatenate(list(sel["proba"])),
-                                                                            np.concatenate(list(sel["y_test"])))
+                curves["cross-entropy" if g == 0 else f"focal, γ={g:g}"] = (np.concatenate(list(sel["y_test"])),
+                                                                            np.concatenate(list(sel["proba"])))
         if not curves:
             raise ValueError(f"no run with ratio {ratio_label(r)}, alpha {alpha!r} and gamma in {gammas}.")
         n = sel["seed"].nunique() if len(sel) else runs["seed"].nunique()

@@ -31,3 +31,24 @@ def site(tmp_path_factory):
                        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f"site build failed\n{r.stdout}\n{r.stderr}"
     return out
+
+
+# The CPU paths of the loss's engine, each forced by the engine's settings: numba's compiled loop (float32/float64
+# logits; half precision takes the next path), log-sum-exp (amax/exp/sum) and PyTorch's softmax kernel.
+CPU_PATHS = {"loop": {"CPU_KERNEL_MAX": 10**9}, "lse": {"CPU_KERNEL_MAX": 0, "SMALL_C": 10**9},
+             "softmax": {"CPU_KERNEL_MAX": 0, "SMALL_C": 0}}
+
+
+def _cpu_path_names():
+    import focal_tutorial.engine as engine
+    return [p for p in CPU_PATHS if p != "loop" or engine._cpu_kernel() is not None]  # no loop without numba
+
+
+@pytest.fixture(params=_cpu_path_names())
+def cpu_path(request, monkeypatch):
+    """Runs a test once on each CPU path of the loss (a module opts in with `pytestmark =
+    pytest.mark.usefixtures("cpu_path")`); the path's name."""
+    import focal_tutorial.engine as engine
+    for name, value in CPU_PATHS[request.param].items():
+        monkeypatch.setattr(engine, name, value)
+    return request.param

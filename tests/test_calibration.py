@@ -25,21 +25,21 @@ def test_ece_matches_torchmetrics(seed, n, k, bins):
     p /= p.sum(axis=1, keepdims=True)
     metric = MulticlassCalibrationError(num_classes=k, n_bins=bins, norm="l1")
     expected = float(metric(torch.tensor(p), torch.tensor(y)))
-    assert abs(ece(p, y, n_bins=bins) - expected) < 1e-6
+    assert abs(ece(y, p, n_bins=bins) - expected) < 1e-6
 
 
 def test_nll_and_brier_are_their_formulas():
     p, y = random_case(5, 400, 4)
     rows = np.arange(len(y))
-    assert nll(p, y) == pytest.approx(-np.log(p[rows, y]).mean(), rel=1e-12)
-    assert brier(p, y) == pytest.approx(((p - np.eye(4)[y]) ** 2).sum(axis=1).mean(), rel=1e-12)
+    assert nll(y, p) == pytest.approx(-np.log(p[rows, y]).mean(), rel=1e-12)
+    assert brier(y, p) == pytest.approx(((p - np.eye(4)[y]) ** 2).sum(axis=1).mean(), rel=1e-12)
 
 
 def test_reliability_table_counts_and_edges():
     p = np.array([[0.5, 0.5], [0.65, 0.35], [1.0, 0.0], [0.0, 1.0]])  # confidences 0.5, 0.65, 1, 1
-    t = reliability_table(p, [0, 1, 0, 0], n_bins=2)  # bins [0, 0.5) and [0.5, 1]
+    t = reliability_table([0, 1, 0, 0], p, n_bins=2)  # bins [0, 0.5) and [0.5, 1]
     assert t["count"].tolist() == [0, 4]
-    t = reliability_table(p, [0, 1, 0, 0], n_bins=10)
+    t = reliability_table([0, 1, 0, 0], p, n_bins=10)
     assert t["count"].tolist() == [0] * 5 + [1, 1, 0, 0, 2]  # 0.5 opens its bin, 1 lands in the last one
     assert t.loc[9, "accuracy"] == 0.5 and t.loc[6, "accuracy"] == 0.0
 
@@ -55,21 +55,21 @@ def _proba(k):
 def test_metric_ranges_and_ece_as_the_table_says(case, seed, bins):
     p, k = case
     y = np.random.default_rng(seed).integers(0, k, size=len(p))
-    m = calibration_metrics(p, y, n_bins=bins)
+    m = calibration_metrics(y, p, n_bins=bins)
     assert 0 <= m["ece"] <= 1 and m["nll"] >= 0 and 0 <= m["brier"] <= 2
-    t = reliability_table(p, y, n_bins=bins)
+    t = reliability_table(y, p, n_bins=bins)
     assert t["count"].sum() == len(p)
     full = t[t["count"] > 0]
     assert m["ece"] == pytest.approx((full["count"] * full["gap"].abs()).sum() / len(p), abs=1e-12)
     # one bin: the ECE is |accuracy - mean confidence|
-    assert ece(p, y, n_bins=1) == pytest.approx(abs((p.argmax(1) == y).mean() - p.max(1).mean()), abs=1e-12)
+    assert ece(y, p, n_bins=1) == pytest.approx(abs((p.argmax(1) == y).mean() - p.max(1).mean()), abs=1e-12)
 
 
 def test_plot_reliability_draws_one_line_per_model():
     p, y = random_case(1, 200, 3)
-    ax = plot_reliability({"a": (p, y), "b": (p ** 0.5 / (p ** 0.5).sum(1, keepdims=True), y)})
+    ax = plot_reliability({"a": (y, p), "b": (y, p ** 0.5 / (p ** 0.5).sum(1, keepdims=True))})
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[0] == "calibrated" and labels[1] == f"a (ECE {ece(p, y):.3f})" and labels[2].startswith("b (ECE ")
+    assert labels[0] == "calibrated" and labels[1] == f"a (ECE {ece(y, p):.3f})" and labels[2].startswith("b (ECE ")
     import matplotlib.pyplot as plt
     plt.close(ax.figure)
 
@@ -78,31 +78,31 @@ GOOD_P, GOOD_Y = np.array([[0.7, 0.3], [0.2, 0.8]]), np.array([0, 1])
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: ece([[0.6, 0.3], [0.5, 0.5]], GOOD_Y), ValueError, r"each row of proba must sum to 1.*row 0 sums to 0\.9"),
-    (lambda: ece([[1.2, -0.2], [0.5, 0.5]], GOOD_Y), ValueError, r"probabilities in \[0, 1\].*softmax_scores"),
-    (lambda: ece([[np.nan, 0.5], [0.5, 0.5]], GOOD_Y), ValueError, "proba has NaN values, first in row 0"),
-    (lambda: ece([0.7, 0.3], [0]), ValueError, r"2-D with at least one row and two columns.*got shape \(2,\)"),
-    (lambda: ece(np.ones((2, 1)), GOOD_Y), ValueError, r"np.c_\[1 - p, p\]"),
-    (lambda: ece(np.empty((0, 2)), []), ValueError, "at least one row"),
-    (lambda: ece("0.5", GOOD_Y), TypeError, "proba must be a 2-D array"),
-    (lambda: ece([["a", "b"]], [0]), TypeError, "proba must hold numbers"),
-    (lambda: ece(GOOD_P, GOOD_Y, n_bins=0), ValueError, "n_bins must be a positive int, got 0"),
-    (lambda: ece(GOOD_P, GOOD_Y, n_bins=2.5), TypeError, "n_bins must be a positive int"),
-    (lambda: reliability_table(GOOD_P, GOOD_Y, n_bins=-1), ValueError, "n_bins must be a positive int"),
-    (lambda: ece(GOOD_P, [0, 1, 1]), ValueError, "proba has 2 rows but y_true has 3 labels"),
-    (lambda: ece(GOOD_P, [0, 2]), ValueError, r"class positions 0\.\.1.*pass `classes=`"),
-    (lambda: ece(GOOD_P, [0, -1]), ValueError, r"class positions 0\.\.1"),
-    (lambda: ece(GOOD_P, ["a", "b"]), ValueError, r"class positions 0\.\.1"),
-    (lambda: ece(GOOD_P, ["a", "c"], classes=["a", "b"]), ValueError, r"labels \['c'\] that are not among the classes"),
-    (lambda: ece(GOOD_P, ["a", "b"], classes=["a", "b", "c"]), ValueError, "classes has 3 labels but there are 2 columns"),
-    (lambda: ece(GOOD_P, [0, None]), ValueError, "y_true has 1 missing labels"),
-    (lambda: nll([[0.5, 0.4], [0.5, 0.5]], GOOD_Y), ValueError, "must sum to 1"),
-    (lambda: brier([[0.5, 0.4], [0.5, 0.5]], GOOD_Y), ValueError, "must sum to 1"),
-    (lambda: calibration_metrics(GOOD_P, GOOD_Y, n_bins=0), ValueError, "n_bins must be a positive int"),
+    (lambda: ece(GOOD_Y, [[0.6, 0.3], [0.5, 0.5]]), ValueError, r"each row of proba must sum to 1.*row 0 sums to 0\.9"),
+    (lambda: ece(GOOD_Y, [[1.2, -0.2], [0.5, 0.5]]), ValueError, r"probabilities in \[0, 1\].*softmax_scores"),
+    (lambda: ece(GOOD_Y, [[np.nan, 0.5], [0.5, 0.5]]), ValueError, "proba has NaN values, first in row 0"),
+    (lambda: ece([0], [0.7, 0.3]), ValueError, r"2-D with at least one row and two columns.*got shape \(2,\)"),
+    (lambda: ece(GOOD_Y, np.ones((2, 1))), ValueError, r"np.c_\[1 - p, p\]"),
+    (lambda: ece([], np.empty((0, 2))), ValueError, "at least one row"),
+    (lambda: ece(GOOD_Y, "0.5"), TypeError, "proba must be a 2-D array"),
+    (lambda: ece([0], [["a", "b"]]), TypeError, "proba must hold numbers"),
+    (lambda: ece(GOOD_Y, GOOD_P, n_bins=0), ValueError, "n_bins must be a positive int, got 0"),
+    (lambda: ece(GOOD_Y, GOOD_P, n_bins=2.5), TypeError, "n_bins must be a positive int"),
+    (lambda: reliability_table(GOOD_Y, GOOD_P, n_bins=-1), ValueError, "n_bins must be a positive int"),
+    (lambda: ece([0, 1, 1], GOOD_P), ValueError, "proba has 2 rows but y_true has 3 labels"),
+    (lambda: ece([0, 2], GOOD_P), ValueError, r"class positions 0\.\.1.*pass `classes=`"),
+    (lambda: ece([0, -1], GOOD_P), ValueError, r"class positions 0\.\.1"),
+    (lambda: ece(["a", "b"], GOOD_P), ValueError, r"class positions 0\.\.1"),
+    (lambda: ece(["a", "c"], GOOD_P, classes=["a", "b"]), ValueError, r"labels \['c'\] that are not among the classes"),
+    (lambda: ece(["a", "b"], GOOD_P, classes=["a", "b", "c"]), ValueError, "classes has 3 labels but there are 2 columns"),
+    (lambda: ece([0, None], GOOD_P), ValueError, "y_true has 1 missing labels"),
+    (lambda: nll(GOOD_Y, [[0.5, 0.4], [0.5, 0.5]]), ValueError, "must sum to 1"),
+    (lambda: brier(GOOD_Y, [[0.5, 0.4], [0.5, 0.5]]), ValueError, "must sum to 1"),
+    (lambda: calibration_metrics(GOOD_Y, GOOD_P, n_bins=0), ValueError, "n_bins must be a positive int"),
     (lambda: plot_reliability({}), ValueError, "curves must be a non-empty dict"),
-    (lambda: plot_reliability([(GOOD_P, GOOD_Y)]), ValueError, "curves must be a non-empty dict"),
+    (lambda: plot_reliability([(GOOD_Y, GOOD_P)]), ValueError, "curves must be a non-empty dict"),
     (lambda: plot_reliability({"a": GOOD_P}), TypeError, r"curves\['a'\] must be a pair"),
-    (lambda: plot_reliability({"a": (GOOD_P, GOOD_Y)}, n_bins=0), ValueError, "n_bins must be a positive int"),
+    (lambda: plot_reliability({"a": (GOOD_Y, GOOD_P)}, n_bins=0), ValueError, "n_bins must be a positive int"),
 ])
 def test_bad_input_is_refused(call, error, match):
     with pytest.raises(error, match=match):
@@ -120,10 +120,10 @@ def test_float32_probabilities_are_renormalised_without_warnings():
     y = rng.integers(0, 4, 200)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        got = calibration_metrics(p32, y)
+        got = calibration_metrics(y, p32)
     p, _ = check_proba(p32)
     assert np.abs(p.sum(axis=1) - 1).max() < 1e-12
-    want = calibration_metrics(exact, y)
+    want = calibration_metrics(y, exact)
     assert all(abs(got[k] - want[k]) < 1e-4 for k in want)
 
 
@@ -134,12 +134,12 @@ CAT_DOG_Y = ["cat"] * 9 + ["dog"]
 
 
 @pytest.mark.parametrize("call", [
-    lambda c: ece(CAT_DOG, CAT_DOG_Y, classes=c),
-    lambda c: nll(CAT_DOG, CAT_DOG_Y, classes=c),
-    lambda c: brier(CAT_DOG, CAT_DOG_Y, classes=c),
-    lambda c: reliability_table(CAT_DOG, CAT_DOG_Y, classes=c),
-    lambda c: calibration_metrics(CAT_DOG, CAT_DOG_Y, classes=c),
-    lambda c: calibration_report(CAT_DOG, CAT_DOG_Y, [0.5, 0.5], classes=c),
+    lambda c: ece(CAT_DOG_Y, CAT_DOG, classes=c),
+    lambda c: nll(CAT_DOG_Y, CAT_DOG, classes=c),
+    lambda c: brier(CAT_DOG_Y, CAT_DOG, classes=c),
+    lambda c: reliability_table(CAT_DOG_Y, CAT_DOG, classes=c),
+    lambda c: calibration_metrics(CAT_DOG_Y, CAT_DOG, classes=c),
+    lambda c: calibration_report(CAT_DOG_Y, CAT_DOG, [0.5, 0.5], classes=c),
     lambda c: fit_temperature(np.log(CAT_DOG), CAT_DOG_Y, classes=c),
     lambda c: logit_adjust(np.log(CAT_DOG), [0.5, 0.5], classes=c),
     lambda c: adjust_proba(CAT_DOG, [0.5, 0.5], classes=c),
@@ -154,9 +154,9 @@ def test_classes_that_disagree_with_the_columns_are_refused(call):
 
 def test_classes_equal_to_the_columns_change_nothing():
     """classes= equal to a DataFrame's columns gives the numbers the columns alone give."""
-    assert ece(CAT_DOG, CAT_DOG_Y, classes=["cat", "dog"]) == ece(CAT_DOG, CAT_DOG_Y) == pytest.approx(0.0, abs=1e-12)
-    pd.testing.assert_frame_equal(calibration_report(CAT_DOG, CAT_DOG_Y, [0.9, 0.1], classes=["cat", "dog"]),
-                                  calibration_report(CAT_DOG, CAT_DOG_Y, [0.9, 0.1]))
+    assert ece(CAT_DOG_Y, CAT_DOG, classes=["cat", "dog"]) == ece(CAT_DOG_Y, CAT_DOG) == pytest.approx(0.0, abs=1e-12)
+    pd.testing.assert_frame_equal(calibration_report(CAT_DOG_Y, CAT_DOG, [0.9, 0.1], classes=["cat", "dog"]),
+                                  calibration_report(CAT_DOG_Y, CAT_DOG, [0.9, 0.1]))
 
 
 def test_plot_reliability_takes_classes_for_label_arrays():
@@ -165,17 +165,27 @@ def test_plot_reliability_takes_classes_for_label_arrays():
     p, y = random_case(1, 200, 3)
     names = np.array(["x", "y", "z"])
     df = pd.DataFrame(p[:, ::-1], columns=["z", "y", "x"])
-    ax = plot_reliability({"array": (p, names[y]), "frame": (df, names[y])}, classes=["x", "y", "z"])
+    ax = plot_reliability({"array": (names[y], p), "frame": (names[y], df)}, classes=["x", "y", "z"])
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[1:] == [f"array (ECE {ece(p, y):.3f})", f"frame (ECE {ece(p, y):.3f})"]
+    assert labels[1:] == [f"array (ECE {ece(y, p):.3f})", f"frame (ECE {ece(y, p):.3f})"]
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="pass `classes=`"):  # the advice of the error is now a real parameter
-        plot_reliability({"array": (p, names[y])})
+        plot_reliability({"array": (names[y], p)})
 
 
 def test_binary_brier_is_twice_sklearns_and_the_docstring_says_so():
     """For two classes brier is the multiclass form, 2 * sklearn's brier_score_loss, and its docstring says so."""
     from sklearn.metrics import brier_score_loss
     p, y = random_case(13, 300, 2)
-    assert brier(p, y) == pytest.approx(2 * brier_score_loss(y, p[:, 1]), rel=1e-12)
+    assert brier(y, p) == pytest.approx(2 * brier_score_loss(y, p[:, 1]), rel=1e-12)
     assert "twice" in brier.__doc__ and "brier_score_loss" in brier.__doc__
+
+
+@pytest.mark.parametrize("call", [
+    lambda p, y: ece(p, y), lambda p, y: nll(p, y), lambda p, y: brier(p, y), lambda p, y: reliability_table(p, y),
+    lambda p, y: calibration_metrics(p, y), lambda p, y: plot_reliability({"model": (p, y)})],
+    ids=["ece", "nll", "brier", "reliability_table", "calibration_metrics", "plot_reliability"])
+def test_probabilities_first_are_refused_with_the_order_to_use(call):
+    "y_true comes first, as in scikit-learn; the old order (proba, y_true) is named, not misread."
+    with pytest.raises(TypeError, match=r"y_true is 2-D and proba 1-D: the arguments look swapped.*y_test, proba"):
+        call(GOOD_P, GOOD_Y)

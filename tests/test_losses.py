@@ -16,8 +16,8 @@ from focal_tutorial.engine import SMALL_C
 from focal_tutorial.losses import FocalLoss, focal_loss, focal_loss_reference
 
 F64 = torch.float64
-# C below SMALL_C takes the CPU log-sum-exp path, C above it the (log_)softmax-kernel path: test both.
-SMALL, LARGE = 4, 2 * SMALL_C
+SMALL, LARGE = 4, 2 * SMALL_C  # the engine picks its CPU path by C: fewer classes than SMALL_C, and more
+pytestmark = pytest.mark.usefixtures("cpu_path")  # every test runs on each CPU path (tests/conftest.py)
 
 
 def _automm_focal_loss_class():
@@ -847,7 +847,7 @@ def test_module_buffer_edited_through_data_is_checked():
 @pytest.mark.parametrize("C_path", ["lse", "softmax"])
 def test_another_spatial_shape_with_the_same_size_without_numba(monkeypatch, shapes, C_path):
     "The NumPy path's target offsets follow the target's shape, not only N, C and the number of positions (item 12)."
-    monkeypatch.setattr(engine, "_CPU_KERNEL", [None])  # as tests/_loss_path.py does for the "numpy" path
+    monkeypatch.setattr(engine, "_CPU_KERNEL", [None])  # what `import numba` failing leaves
     monkeypatch.setattr(engine, "CPU_KERNEL_MAX", 0)
     monkeypatch.setattr(engine, "SMALL_C", 10**9 if C_path == "lse" else 0)
     monkeypatch.setattr(engine, "_BASES", {})

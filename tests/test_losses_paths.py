@@ -1,44 +1,23 @@
 """focal_tutorial.losses on CPU has three paths: the compiled loop (numba, small float batches), log-sum-exp (fewer
-than SMALL_C classes) and softmax; the last two do their per-position part in compiled helpers with numba and in
-NumPy without it. Every loss test runs on each of them too, and the paths agree."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+than SMALL_C classes) and softmax (tests/test_losses.py runs every loss test on each). Here: the paths agree, and
+each batch takes the path it should."""
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
 import focal_tutorial.engine as engine
+from conftest import CPU_PATHS
 from focal_tutorial.losses import focal_loss
 
-HERE = Path(__file__).parent
 F64 = torch.float64
 needs_numba = pytest.mark.skipif(engine._cpu_kernel() is None, reason="numba is not installed (the `fast` extra)")
 
 
-@pytest.mark.parametrize("path", ["passes", "numpy", "numpy-threads"])
-def test_every_loss_test_passes_on_the_other_paths(path):
-    "tests/test_losses.py runs its small batches through the compiled loop; here, once more, through the others."
-    env = {**os.environ, "FOCAL_TUTORIAL_LOSS_PATH": path, "PYTHONPATH": os.pathsep.join(
-        [str(HERE), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "_loss_path", "-p", "no:cacheprovider",
-                        str(HERE / "test_losses.py")], env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    assert " passed" in r.stdout and " failed" not in r.stdout
-
-
-def _run(path, x, y, alpha, gamma, reduction, numba=True):
-    """Loss and gradient of focal_loss on one CPU path: 'kernel', 'lse' (log-sum-exp) or 'softmax'; the last two with
-    the compiled per-position helpers, or (`numba` False) in NumPy as without numba."""
+def _run(path, x, y, alpha, gamma, reduction):
+    "Loss and gradient of focal_loss on one CPU path: 'loop' (numba), 'lse' (log-sum-exp) or 'softmax'."
     with pytest.MonkeyPatch.context() as m:
-        if not numba:
-            m.setattr(engine, "_CPU_KERNEL", [None])
-        m.setattr(engine, "CPU_KERNEL_MAX", 10**9 if path == "kernel" else 0)
-        m.setattr(engine, "SMALL_C", 10**9 if path == "lse" else 0)
-        if path == "lse":  # for more than 16 classes, small tensors take log-sum-exp only from PUT_THREADS logits
-            m.setattr(engine, "PUT_THREADS", 0)
+        for name, value in CPU_PATHS[path].items():
+            m.setattr(engine, name, value)
         xg = x.clone().requires_grad_()
         loss = focal_loss(xg, y, alpha, gamma, reduction)
         g, = torch.autograd.grad(loss.sum(), xg)
@@ -68,22 +47,19 @@ def test_the_cpu_paths_agree(b):
     x, y, alpha, gamma, reduction, dtype = b
     x = x.to(dtype)
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == F64 else dict(rtol=2e-5, atol=1e-6)
-    kernel = _run("kernel", x, y, alpha, gamma, reduction)
+    loop = _run("loop", x, y, alpha, gamma, reduction)
     for path in ("lse", "softmax"):
-        for numba in (True, False):
-            got = _run(path, x, y, alpha, gamma, reduction, numba)
-            torch.testing.assert_close(got, kernel, equal_nan=True, **tol)
+        torch.testing.assert_close(_run(path, x, y, alpha, gamma, reduction), loop, equal_nan=True, **tol)
 
 
 def test_non_contiguous_logits_on_every_path():
     x = (3 * torch.randn(7, 5, dtype=F64)).t()  # (5, 7), not contiguous
     y = torch.tensor([0, 6, 3, -100, 2])
     ref = _run("softmax", x.contiguous(), y, torch.linspace(0.1, 1, 7), 2.0, "none")
-    paths = ("kernel", "lse", "softmax") if engine._cpu_kernel() is not None else ("lse", "softmax")
+    paths = ("loop", "lse", "softmax") if engine._cpu_kernel() is not None else ("lse", "softmax")
     for path in paths:
-        for numba in (True, False) if path != "kernel" else (True,):
-            torch.testing.assert_close(_run(path, x, y, torch.linspace(0.1, 1, 7), 2.0, "none", numba), ref,
-                                       rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(_run(path, x, y, torch.linspace(0.1, 1, 7), 2.0, "none"), ref, rtol=1e-12,
+                                   atol=1e-14)
 
 
 def test_the_device_path_on_cpu_tensors():
@@ -114,27 +90,12 @@ def test_small_float_batches_take_the_compiled_loop(monkeypatch):
     assert calls == [torch.Size([64, 10])]
 
 
-@needs_numba
-def test_larger_batches_take_the_compiled_helpers(monkeypatch):
-    "Above CPU_KERNEL_MAX, one compiled call gathers the targets and one computes the per-position terms; none without numba."
-    kernel, calls = engine._cpu_kernel(), []
-    for name in ("_gather_targets", "_sample_terms", "_focal_rows"):
-        real = getattr(kernel, name)
-        monkeypatch.setattr(kernel, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    x = torch.randn(64, 100, requires_grad=True)  # 6400 logits > CPU_KERNEL_MAX
-    focal_loss(x, torch.randint(0, 100, (64,))).backward()
-    assert calls == ["_gather_targets", "_sample_terms"]
-    monkeypatch.setattr(engine, "_CPU_KERNEL", [None])
-    focal_loss(x, torch.randint(0, 100, (64,))).backward()
-    assert calls == ["_gather_targets", "_sample_terms"]
-
-
 def test_without_numba_the_loss_is_the_same(monkeypatch):
     x, y = 3 * torch.randn(16, 5), torch.randint(0, 5, (16,))
-    with_kernel = _run("kernel", x, y, [0.1, 0.2, 0.3, 0.2, 0.2], 2.0, "mean")
+    with_kernel = _run("loop", x, y, [0.1, 0.2, 0.3, 0.2, 0.2], 2.0, "mean")
     monkeypatch.setattr(engine, "_CPU_KERNEL", [None])  # what `import numba` failing leaves
     assert engine._cpu_kernel() is None
-    torch.testing.assert_close(_run("kernel", x, y, [0.1, 0.2, 0.3, 0.2, 0.2], 2.0, "mean"), with_kernel,
+    torch.testing.assert_close(_run("loop", x, y, [0.1, 0.2, 0.3, 0.2, 0.2], 2.0, "mean"), with_kernel,
                                rtol=1e-5, atol=1e-7)
 
 
@@ -144,7 +105,7 @@ def test_a_bad_target_gives_the_same_error_on_every_path(monkeypatch, shape, bad
     y = torch.zeros(shape, dtype=torch.long)
     y[bad_at] = 9
     messages = set()
-    for kernel_max, numba in ((10**9, True), (0, True), (0, False)):  # the compiled loop, the helpers, NumPy
+    for kernel_max, numba in ((10**9, True), (0, True), (10**9, False)):  # the compiled loop, NumPy, no numba
         monkeypatch.setattr(engine, "CPU_KERNEL_MAX", kernel_max)
         if not numba:
             monkeypatch.setattr(engine, "_CPU_KERNEL", [None])
@@ -161,7 +122,7 @@ def test_a_bad_target_gives_the_same_error_on_every_path(monkeypatch, shape, bad
 def test_empty_batches_on_every_path(shape):
     "No position: the loss is NaN for 'mean' (as cross-entropy) and 0 for 'sum', the gradient empty, on each path."
     x, y = torch.randn(*shape), torch.zeros((shape[0], *shape[2:]), dtype=torch.long)
-    for path, numba in (("lse", True), ("softmax", True), ("lse", False), ("softmax", False)):
-        mean, g = _run(path, x, y, torch.ones(shape[1]), 2.0, "mean", numba)
-        total, _ = _run(path, x, y, None, 2.0, "sum", numba)
+    for path in ("lse", "softmax"):
+        mean, g = _run(path, x, y, torch.ones(shape[1]), 2.0, "mean")
+        total, _ = _run(path, x, y, None, 2.0, "sum")
         assert mean.isnan() and total == 0 and g.shape == x.shape

@@ -48,7 +48,7 @@ def test_class_priors_follow_autommm_order_and_align_with_dataframe_columns():
     pri = class_priors(["b", "a", "b", "b"])
     assert pri.index.tolist() == ["a", "b"] and pri.tolist() == [0.25, 0.75]
     proba = pd.DataFrame({"b": [0.5], "a": [0.5]})  # columns in another order: the Series is aligned by label
-    rep = calibration_report(proba, ["a"], pri)
+    rep = calibration_report(["a"], proba, pri)
     assert rep.columns.name == "rare class: 'a'"
     assert rep.loc["logit-adjusted (τ=1)", "accuracy"] == 1.0  # 'a' (rarer) wins after adjustment
     with pytest.raises(ValueError, match="classes \\['c'\\] have no training label"):
@@ -70,15 +70,15 @@ def test_temperature_lowers_nll_on_its_own_split():
     p, _ = random_case(9, 500, 4)
     y = (np.random.default_rng(10).random(len(p))[:, None] > p.cumsum(1)).sum(1)  # labels that the scores inform
     s = 4 * np.log(p)
-    assert nll(softmax_scores(s, fit_temperature(s, y)), y) <= nll(softmax_scores(s), y)
+    assert nll(y, softmax_scores(s, fit_temperature(s, y))) <= nll(y, softmax_scores(s))
 
 
 def test_report_rows_and_rare_class():
     p, y = random_case(3, 400, 4)
-    rep = calibration_report(p, y, [0.7, 0.2, 0.05, 0.05], rare_class=3)
+    rep = calibration_report(y, p, [0.7, 0.2, 0.05, 0.05], rare_class=3)
     assert rep.index.tolist() == ["as predicted", "logit-adjusted (τ=1)"] and rep.columns.name == "rare class: 3"
-    assert rep.loc["as predicted", "ece"] == pytest.approx(ece(p, y))
-    assert calibration_report(p, y, [0.7, 0.2, 0.04, 0.06]).columns.name == "rare class: 2"
+    assert rep.loc["as predicted", "ece"] == pytest.approx(ece(y, p))
+    assert calibration_report(y, p, [0.7, 0.2, 0.04, 0.06]).columns.name == "rare class: 2"
 
 
 GOOD_P, GOOD_Y = np.array([[0.7, 0.3], [0.2, 0.8]]), np.array([0, 1])
@@ -108,11 +108,11 @@ GOOD_P, GOOD_Y = np.array([[0.7, 0.3], [0.2, 0.8]]), np.array([0, 1])
      ValueError, "priors is indexed by"),
     (lambda: class_priors([]), ValueError, "labels is empty"),
     (lambda: class_priors(["a"], classes=["b"]), ValueError, "have no training label"),
-    (lambda: calibration_report(GOOD_P, GOOD_Y, [1, 0]), ValueError, "priors must be finite and > 0"),
-    (lambda: calibration_report(GOOD_P, GOOD_Y, [1, 1], rare_class=5), ValueError, "rare_class=5 is not one of"),
-    (lambda: calibration_report(GOOD_P, GOOD_Y, [1, 1], tau=-2), ValueError, "tau must be"),
-    (lambda: calibration_report([[0.5, 0.6], [0.5, 0.5]], GOOD_Y, [1, 1]), ValueError, "must sum to 1"),
-    (lambda: calibration_report(GOOD_P, GOOD_Y, [1, 1], n_bins=0), ValueError, "n_bins must be a positive int"),
+    (lambda: calibration_report(GOOD_Y, GOOD_P, [1, 0]), ValueError, "priors must be finite and > 0"),
+    (lambda: calibration_report(GOOD_Y, GOOD_P, [1, 1], rare_class=5), ValueError, "rare_class=5 is not one of"),
+    (lambda: calibration_report(GOOD_Y, GOOD_P, [1, 1], tau=-2), ValueError, "tau must be"),
+    (lambda: calibration_report(GOOD_Y, [[0.5, 0.6], [0.5, 0.5]], [1, 1]), ValueError, "must sum to 1"),
+    (lambda: calibration_report(GOOD_Y, GOOD_P, [1, 1], n_bins=0), ValueError, "n_bins must be a positive int"),
 ])
 def test_bad_input_is_refused(call, error, match):
     with pytest.raises(error, match=match):
@@ -184,13 +184,13 @@ def test_calibration_report_takes_a_dataframe_with_string_labels():
     names = np.array(["x", "y", "z"])
     df = pd.DataFrame(p, columns=list(names))
     pri = class_priors(np.repeat(names, [60, 30, 10]))
-    rep = calibration_report(df, names[y], pri)
-    pd.testing.assert_frame_equal(rep, calibration_report(p, names[y], pri, classes=list(names)))
+    rep = calibration_report(names[y], df, pri)
+    pd.testing.assert_frame_equal(rep, calibration_report(names[y], p, pri, classes=list(names)))
     assert rep.columns.name == "rare class: 'z'"
 
 
 def _nll_at_t(s, y, t):
-    return nll(softmax_scores(s, t), y)
+    return nll(y, softmax_scores(s, t))
 
 
 def test_fit_temperature_searches_past_the_old_bound():
@@ -279,3 +279,8 @@ def test_cross_fit_temperature_refuses_bad_input(kwargs, error, match):
     args = {"logits": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), **kwargs}
     with pytest.raises(error, match=match):
         cross_fit_temperature(**args)
+
+
+def test_calibration_report_refuses_probabilities_first():
+    with pytest.raises(TypeError, match=r"arguments look swapped.*calibration_report\(y_test, proba, priors\)"):
+        calibration_report(GOOD_P, GOOD_Y, [1, 1])

@@ -130,12 +130,12 @@ def test_keeping_the_probabilities_changes_no_number(small, kept):
 def test_calibration_columns_are_the_calibration_modules_numbers(kept):
     for _, row in kept.iterrows():
         p, y = row["proba"], row["y_test"]
-        assert row["ece"] == pytest.approx(ece(p, y), abs=1e-12)
+        assert row["ece"] == pytest.approx(ece(y, p), abs=1e-12)
         assert (p.argmax(1) == y).mean() == pytest.approx(row["balanced_accuracy"], abs=1e-12)  # balanced test set
         _, ytr, _, _, _ = study._split(row["ratio"], row["seed"], (0, 1, 2, 3))
         adjusted = logit_adjust(np.log(p), np.bincount(ytr, minlength=4))  # log-probabilities: the same adjustment
         assert row["la_rare_class_recall"] == pytest.approx((adjusted.argmax(1)[y == 3] == 3).mean(), abs=1e-12)
-        assert row["la_ece"] == pytest.approx(ece(softmax_scores(adjusted), y), abs=1e-6)
+        assert row["la_ece"] == pytest.approx(ece(y, softmax_scores(adjusted)), abs=1e-6)
         scaled, temps = cross_fit_temperature(np.log(p), y, seed=row["seed"])
-        assert row["ece_ts"] == pytest.approx(ece(scaled, y), abs=1e-4)
+        assert row["ece_ts"] == pytest.approx(ece(y, scaled), abs=1e-4)
         assert row["temperature"] == pytest.approx(np.exp(np.mean(np.log(temps))), rel=1e-3)

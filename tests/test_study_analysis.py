@@ -159,7 +159,7 @@ def test_plot_reliability_grid_pools_seeds(kept, small):
     assert ax.get_title() == "ratio 1/10 (2 seeds pooled)"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     sel = kept.query("gamma == 0 and alpha == 'none'")
-    pooled = ece(np.concatenate(list(sel["proba"])), np.concatenate(list(sel["y_test"])))
+    pooled = ece(np.concatenate(list(sel["y_test"])), np.concatenate(list(sel["proba"])))
     assert legend[1] == f"cross-entropy (ECE {pooled:.3f})" and legend[2].startswith("focal, γ=2 (ECE ")
     plt.close("all")
     with pytest.raises(ValueError, match="keep_proba=True"):
