@@ -1,8 +1,9 @@
 """Sphinx configuration of the site built without Quarto (`make site`, `make docs`; tools/build_site.py).
 
 Nothing here is copied by hand: the title, description and repository come from nbs/nbdev.yml and settings.ini,
-the page order from nbs/sidebar.yml (tools/build_site.py writes it into the home page's toctree), and the on-page
-contents and issue link follow _quarto.yml (`toc`, `repo-actions`), as they do on the Quarto site.
+the page order and captions from nbs/sidebar.yml (tools/build_site.py writes one toctree per section into the home
+page), the favicon is nbs/favicon.svg, and the on-page contents and issue link follow _quarto.yml (`toc`,
+`repo-actions`), as they do on the Quarto site.
 """
 import configparser
 import os
@@ -34,6 +35,7 @@ suppress_warnings = ["mystnb.unknown_mime_type", "myst.header"]
 html_theme = "furo"
 html_static_path = ["_static", os.environ.get("SITE_MATHJAX_DIR", "_static")]
 html_css_files = ["site.css"]
+html_favicon = "../nbs/favicon.svg"       # the one copy, beside the notebooks, where Quarto (_quarto.yml) finds it too
 templates_path = ["_templates"]
 html_copy_source = html_show_sourcelink = False
 html_last_updated_fmt = None               # no build dates: the same notebooks give the same site

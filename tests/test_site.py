@@ -5,10 +5,16 @@ Playwright downloads no browser. The site is served on localhost and every reque
 so what passes here works offline. On every page: the search finds `class_weights` on the core page, the
 on-page contents list exists, code has copy buttons, math is rendered (no raw TeX left in the text), images
 load, internal links answer, no console error; a screenshot of each page lands in test-artifacts/.
+
+At 1280 px (a laptop; the `layout` fixture visits every page once and the tests below read its measures, written to
+test-artifacts/site-layout.json): the sidebar's captions and order, tables that fit the column, the prose-word
+budgets, the losses page's first figure in its first third, figures shown near the size they were drawn at with alt
+text that is no file name, one contents entry per function, a favicon, and links (not Markdown) in signatures.
 """
 import functools
 import html
 import http.server
+import json
 import re
 import shutil
 import threading
@@ -33,21 +39,38 @@ MATHJAX_DONE = """() => new Promise(done => window.MathJax && MathJax.Hub
   ? MathJax.Hub.Register.StartupHook('End', () => done(true)) : done(false))"""
 
 
+def _sidebar():
+    "nbs/sidebar.yml as (caption, [notebook names]) groups: a Quarto `section` is a caption, the home page has none."
+    def flat(items):
+        for it in items or []:
+            if isinstance(it, str): yield it
+            elif isinstance(it, dict): yield from ([it["href"]] if "href" in it else []) + list(flat(it.get("contents")))
+    groups = []
+    for it in yaml.safe_load((NBS / "sidebar.yml").read_text(encoding="utf-8"))["website"]["sidebar"]["contents"]:
+        if isinstance(it, dict) and "section" in it: groups.append((it["section"], list(flat(it.get("contents")))))
+        else: groups.append((None, list(flat([it]))))
+    return groups
+
+
 def _pages():
     "What the site must hold: the existing notebooks of nbs/sidebar.yml, in its order, read from the notebooks."
-    contents = yaml.safe_load((NBS / "sidebar.yml").read_text(encoding="utf-8"))["website"]["sidebar"]["contents"]
     pages = []
-    for name in contents:
-        path = NBS / name
-        if not path.exists(): continue
-        nb = nbformat.read(path, as_version=4)
-        md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-        h1 = re.search(r"^#\s+(\S.*?)\s*$", md, re.M)
-        shown = [c for c in nb.cells if c.cell_type == "code" and not re.match(r"#\|\s*hide\b", c.source)]
-        has_plot = any(set(o.get("data", {})) & set(IMAGE_MIMES) for c in shown for o in c.get("outputs", []))
-        has_math = bool(re.search(r"\$[^$\s][^$\n]*\$", md))
-        href = re.sub(r"^\d+[a-zA-Z0-9]*_", "", path.stem.lower()) + ".html"  # as nbdev and Quarto name pages
-        pages.append(dict(stem=path.stem, href=href, title=h1[1], has_plot=has_plot, has_math=has_math))
+    for caption, names in _sidebar():
+        for name in names:
+            path = NBS / name
+            if not path.exists(): continue
+            nb = nbformat.read(path, as_version=4)
+            md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+            h1 = re.search(r"^#\s+(\S.*?)\s*$", md, re.M)
+            shown = [c for c in nb.cells if c.cell_type == "code" and not re.match(r"#\|\s*hide\b", c.source)]
+            has_plot = any(set(o.get("data", {})) & set(IMAGE_MIMES) for c in shown for o in c.get("outputs", []))
+            has_math = bool(re.search(r"\$[^$\s][^$\n]*\$", md))
+            web_image = bool(re.search(r"!\[[^\]]*\]\(https?://|<img[^>]+src=[\"']https?://", md))  # a Colab badge
+            fm = next((c.source for c in nb.cells if c.cell_type == "raw" and c.source.lstrip().startswith("---")), "")
+            out = re.search(r"^output-file:\s*(\S+)", fm, re.M)  # front matter can name the page
+            href = out[1] if out else re.sub(r"^\d+[a-zA-Z0-9]*_", "", path.stem.lower()) + ".html"  # as nbdev names it
+            pages.append(dict(stem=path.stem, href=href, title=h1[1], has_plot=has_plot, has_math=has_math,
+                              web_image=web_image, caption=caption))
     return pages
 
 
@@ -200,7 +223,7 @@ def test_symbol_links_reach_their_heading(visit, server):
 
 def test_site_works_from_disk(visit, site):
     "Opened from disk (file://): math renders from the site's own MathJax, search works, the pages link up."
-    page = next(p for p in PAGES if p["has_math"])
+    page = next(p for p in PAGES if p["has_math"] and not p["web_image"])  # nothing from the web on it
     visit.goto((site / page["href"]).as_uri())
     assert visit.page.locator("article .MathJax_CHTML").count() > 0
     assert not RAW_TEX.findall(visit.page.evaluate(TEXT_NO_CODE))
@@ -209,6 +232,189 @@ def test_site_works_from_disk(visit, site):
     assert hrefs and not missing, f"navigation links to missing files: {missing}"
     visit.search_finds("class_weights", "core.html")
     assert not visit.errors and not visit.external, visit.errors + visit.external
+
+
+# ------------------------------------------------------------------------------- at 1280 px: layout and text
+
+# The reader's order (issue 28): the sidebar's captions and the pages under each. A page listed here whose notebook
+# does not exist yet (a page being written) is left out, as the build leaves it out.
+SIDEBAR = {
+    "Tutorial": ["05_walkthrough", "01_losses", "00_core", "04_evaluate", "04a_calibration", "04b_posthoc", "06_study",
+                 "07_tuning"],
+    "How-to and reference": ["03_multimodal", "03a_compare", "02_data", "02a_backbone", "02b_shopee", "01c_sigmoid",
+                             "07b_ray_cluster", "07a_search_space", "06a_cnn", "06b_study_analysis"],
+    "Internals": ["01d_engine", "01a_fused", "01b_cpu_kernel", "00_checks", "00a_machine", "05a_runs"],
+}
+WIDE = {"width": 1280, "height": 900}
+# Prose words per page (issue 28): the walkthrough, the losses page, and every other page outside Internals.
+BUDGETS = {"05_walkthrough": 1500, "01_losses": 2000}
+BUDGET = 2500
+# matplotlib draws its default text (font.size, tick labels, legends: 10 pt) at 10 * dpi / 72 px in the PNG; shown
+# at `ratio` of its natural width, that text is 10 * dpi / 72 * ratio px on screen, which must stay >= 9 px
+# (at the stored dpi of 100: ratio >= 0.65).
+DEFAULT_PT, MIN_TEXT_PX = 10, 9
+FILE_NAME = re.compile(r"^\S*\.(png|jpe?g|gif|svg|webp)$|_images/", re.I)
+
+LAYOUT = """() => {
+  const art = document.querySelector('article');
+  const column = art.clientWidth;
+  const cells = r => [...r.children].map(c => c.textContent.trim()).filter(Boolean);
+  const tables = [...art.querySelectorAll('table')].map(t => ({
+    width: Math.ceil(Math.max(t.scrollWidth, t.getBoundingClientRect().width)),
+    head: [...t.querySelectorAll('tr')].slice(0, 2).flatMap(cells).slice(0, 6).join(' | ').slice(0, 80)}));
+  // prose: the article's text outside code, outputs, tables, math, signatures and source links (see test_word_budgets)
+  const skip = 'pre, div.highlight, .cell_input, .cell_output, table, script, style, .math, .MathJax_Preview, '
+             + '.MathJax, .MathJax_CHTML, .MathJax_Display, .headerlink, p.source-link, .toctree-wrapper';
+  const walk = document.createTreeWalker(art, NodeFilter.SHOW_TEXT);
+  let words = 0, n;
+  while ((n = walk.nextNode()))
+    if (!n.parentElement.closest(skip)) words += (n.textContent.match(/\\S*[\\p{L}\\p{N}]\\S*/gu) || []).length;
+  const images = [...art.querySelectorAll('img')].map(i => ({
+    src: i.getAttribute('src'), alt: i.getAttribute('alt'), natural: i.naturalWidth,
+    shown: i.getBoundingClientRect().width, top: i.getBoundingClientRect().top + scrollY}));
+  return {column, tables, words, images, height: document.documentElement.scrollHeight,
+    toc: [...document.querySelectorAll('.toc-tree a')].map(a => a.textContent.trim()),
+    icons: [...document.querySelectorAll('link[rel~="icon"]')].map(l => l.href),
+    signatures: document.querySelectorAll('article .signature').length,
+    signature_links: [...art.querySelectorAll('.signature pre a')].map(a => a.href),
+    signature_markdown: [...art.querySelectorAll('.signature pre')].flatMap(
+      p => p.textContent.match(/\\[[^\\]\\n]+\\]\\([^)\\s]+\\)/g) || [])};
+}"""
+
+
+@pytest.fixture(scope="module")
+def layout(browser, server):
+    "Every page at 1280 x 900, loaded with its images and math: the measures the tests below read, by notebook stem."
+    ctx = browser.new_context(viewport=WIDE)
+    ctx.route(lambda url: not url.startswith(server), lambda route: route.abort())
+    page, out = ctx.new_page(), {}
+    for p in PAGES:
+        page.goto(f"{server}/{p['href']}", wait_until="load")
+        page.evaluate(MATHJAX_DONE)
+        out[p["stem"]] = dict(page.evaluate(LAYOUT), href=p["href"])
+    ctx.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "site-layout.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+    return out
+
+
+def test_sidebar_order_and_captions(visit, server):
+    """The sidebar shows the pages in the reader's order under the captions of nbs/sidebar.yml: Tutorial (the
+    walkthrough first), How-to and reference, Internals; the home page is the site's title above them."""
+    want = [(cap, [s for s in stems if (NBS / f"{s}.ipynb").exists()]) for cap, stems in SIDEBAR.items()]
+    listed = [(cap, [Path(n).stem for n in names]) for cap, names in _sidebar() if cap]
+    assert listed == want, "nbs/sidebar.yml: the sections and their pages, in the reader's order"
+    assert [names for cap, names in _sidebar() if not cap] == [["index.ipynb"]], "the home page first, alone"
+    visit.goto(f"{server}/index.html")
+    shown = visit.page.evaluate("""() => [...document.querySelectorAll('.sidebar-tree:not(.site-repo) p.caption')]
+        .map(c => [c.textContent.trim(), [...c.nextElementSibling.querySelectorAll(':scope > li > a')]
+        .map(a => new URL(a.href).pathname.split('/').pop())])""")
+    href = {p["stem"]: p["href"] for p in PAGES}
+    assert shown == [[cap, [href[s] for s in stems]] for cap, stems in want], "the sidebar as nbs/sidebar.yml has it"
+
+
+def test_tables_fit_the_column(layout):
+    "At 1280 px no table is wider than the page's column: what is measured is the table's whole (scroll) width."
+    wide = [f"{p['href']}: {t['width']} px > {p['column']} px: {t['head']}"
+            for p in layout.values() for t in p["tables"] if t["width"] > p["column"] + 1]
+    assert not wide, f"{len(wide)} tables wider than the column (choose columns, split, transpose or round):\n" \
+        + "\n".join(wide)
+
+
+def test_word_budgets(layout):
+    """Prose words per page (issue 28): walkthrough <= 1500, losses <= 2000, every other page outside Internals
+    <= 2500. Counted on the rendered page at 1280 px, in the article: its headings, paragraphs, lists, notes and
+    show_doc's docstrings count; code blocks and cells' inputs, cell outputs (computed text included), tables,
+    math, show_doc's signature blocks, source links and navigation do not. A word is a run of non-space characters
+    with a letter or digit in it (`focal_loss` is one word)."""
+    internals = {Path(n).stem for cap, names in _sidebar() if cap == "Internals" for n in names}
+    counts = {stem: (p["words"], BUDGETS.get(stem, BUDGET)) for stem, p in layout.items() if stem not in internals}
+    print("\n".join(f"{s}: {w} words (budget {b})" for s, (w, b) in counts.items()))
+    over = [f"{layout[s]['href']}: {w} > {b}" for s, (w, b) in counts.items() if w > b]
+    assert not over, "pages over their word budget:\n" + "\n".join(over)
+
+
+def test_losses_page_shows_its_first_figure_early(layout):
+    "The losses page's first figure (the loss against p) starts within the first third of the page at 1280 px."
+    page = layout["01_losses"]
+    assert page["images"], "the losses page shows no figure"
+    top = page["images"][0]["top"]
+    assert top <= page["height"] / 3, f"first figure at {top:.0f} px of {page['height']} ({top / page['height']:.0%})"
+
+
+def _dpi(path: Path):
+    "The dpi matplotlib stored in a PNG it wrote (its pHYs chunk); None for any other image."
+    from PIL import Image
+    with Image.open(path) as im:
+        if not str(im.info.get("Software", "")).startswith("Matplotlib"): return None
+        return float(im.info.get("dpi", (100, 100))[0])
+
+
+def test_figures_shown_near_the_size_they_were_drawn(layout, site):
+    """matplotlib's default text (10 pt) must be at least 9 px on screen at 1280 px: a figure drawn wider than the
+    column is scaled down, and its text with it. Figures from matplotlib only (their PNG says so and holds the dpi)."""
+    small = []
+    for p in layout.values():
+        for im in p["images"]:
+            src = Path(site) / unquote(im["src"] or "")
+            if not im["natural"] or not src.is_file() or (dpi := _dpi(src)) is None: continue
+            px = DEFAULT_PT * dpi / 72 * im["shown"] / im["natural"]
+            if px < MIN_TEXT_PX:
+                widest = im["shown"] * DEFAULT_PT * dpi / 72 / MIN_TEXT_PX
+                small.append(f"{p['href']}: {src.name[:12]} drawn {im['natural']} px wide, shown at {im['shown']:.0f}:"
+                             f" 10 pt text at {px:.1f} px; draw it at most {widest:.0f} px ({widest / dpi:.1f} in) wide")
+    assert not small, "figures whose text is under 9 px at 1280 px:\n" + "\n".join(small)
+
+
+def test_figures_have_alt_text(layout):
+    "Every image in a page's article has alt text that says something: not empty, not a file name (`#| fig-alt:`)."
+    bad = [f"{p['href']}: {im['src'][:40]} alt={im['alt']!r}" for p in layout.values() for im in p["images"]
+           if not (im["alt"] or "").strip() or FILE_NAME.search(im["alt"].strip())]
+    assert not bad, f"{len(bad)} images without alt text (add `#| fig-alt: what it shows` to the cell):\n" \
+        + "\n".join(bad)
+
+
+def test_fig_alt_lines_are_yaml():
+    "Quarto reads `#|` lines as YAML: every `#| fig-alt:` in nbs/ must be a YAML string, not empty."
+    bad = []
+    for path in sorted(NBS.glob("*.ipynb")):
+        for c in nbformat.read(path, as_version=4).cells:
+            for line in re.findall(r"^#\|\s*fig-alt:.*$", c.source if c.cell_type == "code" else "", re.M):
+                try: v = yaml.safe_load(line[2:])["fig-alt"]
+                except yaml.YAMLError: v = None
+                if not isinstance(v, str) or not v.strip(): bad.append(f"{path.name}: {line[:60]}")
+    assert not bad, "fig-alt lines that are no YAML string (quote them, or leave out ': '):\n" + "\n".join(bad)
+
+
+def test_one_contents_entry_per_function(layout, site):
+    """A function has one entry in a page's contents and in the search index: show_doc's heading is dropped where the
+    notebook's own heading just above names the same function."""
+    ident = re.compile(r"^[A-Za-z_][\w.]*$")
+    dup = [f"{p['href']}: {t}" for p in layout.values() for t in sorted(set(p["toc"]))
+           if ident.match(t) and p["toc"].count(t) > 1]
+    assert not dup, "listed twice in the contents:\n" + "\n".join(dup)
+    index = json.loads(re.search(r"Search\.setIndex\((.*)\)", (Path(site) / "searchindex.js").read_text())[1])
+    twice = [f"{index['docnames'][doc]}: {title}" for title, places in index["alltitles"].items() if ident.match(title)
+             for doc in {d for d, _ in places} if sum(d == doc for d, _ in places) > 1]
+    assert not twice, "listed twice in the search index:\n" + "\n".join(twice)
+
+
+def test_favicon(layout, site):
+    "Every page links the favicon (nbs/favicon.svg, which _quarto.yml names too), and the file is in the site."
+    for p in layout.values():
+        assert p["icons"], f"{p['href']}: no <link rel=icon>"
+        assert all((Path(site) / unquote(urlsplit(h).path).lstrip("/")).is_file() for h in p["icons"]), p["icons"]
+    quarto = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    assert (NBS / quarto["website"]["favicon"]).is_file(), "_quarto.yml's favicon, beside the notebooks"
+
+
+def test_signature_comments_show_links_not_markdown(layout):
+    "docments comments in show_doc's signatures render their links: no `[`name`](page.ipynb#name)` left as text."
+    raw = [f"{p['href']}: {m}" for p in layout.values() for m in p["signature_markdown"]]
+    assert not raw, "Markdown links shown as text in signatures:\n" + "\n".join(raw)
+    assert sum(p["signatures"] for p in layout.values()) > 20, "show_doc's signature blocks are marked .signature"
+    assert any(p["signature_links"] for p in layout.values()), "the signatures' links are links"
+    assert all(urlsplit(h).path.endswith(".html") for p in layout.values() for h in p["signature_links"])
 
 
 # ------------------------------------------------------------------------------------------- the build's glue
@@ -242,12 +448,57 @@ def test_test_workflow_runs_the_readme_test_command():
     assert "`make test`" in (ROOT / "README.md").read_text(encoding="utf-8"), "the README names the same command"
 
 
-def test_deploy_workflow_publishes_nbdev_docs_with_quarto():
+def test_deploy_workflow_publishes_the_tested_site():
+    "One site: GitHub Pages gets what `make site` builds into _docs/ (Sphinx) and these tests check, not nbdev_docs."
     wf, steps = _workflow("deploy.yaml")
     uses = [s.get("uses", "").split("@")[0] for s in steps]
-    assert "quarto-dev/quarto-actions/setup" in uses and "actions/deploy-pages" in uses, uses
-    assert any("nbdev_docs" in s.get("run", "") for s in steps)
+    runs = [s.get("run", "") for s in steps]
+    assert "make site" in runs and "actions/deploy-pages" in uses, (runs, uses)
+    assert not any("quarto" in u for u in uses) and not any("nbdev_docs" in r for r in runs), "no Quarto build"
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_docs" == _ini("doc_path"), "the folder make site writes"
     assert wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"
+
+
+def _ini(key):
+    import configparser
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "settings.ini")
+    return ini["DEFAULT"][key]
+
+
+def test_sidebar_sections_become_captions(build_site, tmp_path, monkeypatch):
+    "nbs/sidebar.yml's Quarto sections are the build's groups; a listed notebook that does not exist yet is left out."
+    (tmp_path / "sidebar.yml").write_text(yaml.safe_dump({"website": {"sidebar": {"contents": [
+        "index.ipynb", {"section": "Tutorial", "contents": ["b.ipynb", "new.ipynb", {"section": "x", "contents": ["c.ipynb"]}]},
+        {"section": "Internals", "contents": ["a.ipynb"]}]}}}))
+    for n in ("index", "a", "b", "c", "unlisted"): (tmp_path / f"{n}.ipynb").write_text("{}")
+    groups = build_site.sidebar(tmp_path)
+    assert [(cap, [p.name for p in ps]) for cap, ps in groups] == [
+        (None, ["index.ipynb"]), ("Tutorial", ["b.ipynb", "c.ipynb"]), ("Internals", ["a.ipynb"])]
+    assert [p.name for p in build_site.pages(tmp_path)] == ["index.ipynb", "b.ipynb", "c.ipynb", "a.ipynb"]
+
+
+def test_cell_options_read_fig_alt(build_site):
+    "`#|` lines are YAML, as Quarto reads them; a fig-alt with a colon in it is kept as its text, not an error."
+    opts = build_site.cell_options(["#| echo: false", "#| fig-alt: Recall per class: cross-entropy against focal",
+                                    '#| fig-cap: "a: b"', "#| hide"])
+    assert opts == {"echo": False, "fig-alt": "Recall per class: cross-entropy against focal", "fig-cap": "a: b",
+                    "hide": True}
+
+
+def test_link_signatures(build_site, tmp_path):
+    "Markdown links in a signature's comments become links when their page and anchor exist, else plain names."
+    sig = ('<div class="signature highlight-python notranslate"><div class="highlight"><pre><span></span>'
+           '<span class="k">def</span> <span class="nf">f</span>(\n    <span class="n">runs</span>, '
+           '<span class="c1"># the output of [`sweep`](study.ipynb#sweep), see [`gone`](study.ipynb#gone)</span>\n)'
+           '</pre></div></div><pre><span class="c1"># [`sweep`](study.ipynb#sweep) in code stays</span></pre>')
+    (tmp_path / "a.html").write_text(sig)
+    (tmp_path / "study.html").write_text('<section id="sweep"></section>')
+    assert build_site.link_signatures(tmp_path) == 1
+    out = (tmp_path / "a.html").read_text()
+    assert '<a class="reference signature-link" href="study.html#sweep">sweep</a>, see gone</span>' in out
+    assert "# [`sweep`](study.ipynb#sweep) in code stays" in out, "only show_doc's signature blocks change"
 
 
 def test_execute_writes_a_notebook_back_only_when_it_changed(build_site, tmp_path, monkeypatch, capfd):
