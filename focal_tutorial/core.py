@@ -28,7 +28,24 @@ def class_weights(
     method: str = "inverse",  # "inverse" (1/n), "sqrt" (1/sqrt n) or "effective" (Cui et al. 2019)
     beta: float = 0.999,  # the "effective" method's beta, in [0, 1)
 ) -> list[float]:  # one weight per class, in `classes` order, summing to 1
-    "Per-class weights that grow as classes get rarer, normalised to sum to 1: ready for `optim.focal_loss.alpha`."
+    """Per-class weights that grow as classes get rarer, normalised to sum to 1: ready for `optim.focal_loss.alpha`.
+
+    `w_c = 1 / n_c` ("inverse"), `1 / sqrt(n_c)` ("sqrt") or `(1 - beta) / (1 - beta**n_c)` ("effective"), each
+    divided by the sum over the classes, where n_c is the number of labels of class c.
+
+    Parameters
+    ----------
+    labels : 1-D list, array or Series of hashable labels (ints, strings, tuples)
+    classes : the class order of the result; by default the sorted unique labels (AutoMM's order)
+    method : "inverse", "sqrt" or "effective" (Cui et al. 2019)
+    beta : the "effective" method's beta, in [0, 1)
+
+    Examples
+    --------
+    >>> labels = ["cat"] * 90 + ["dog"] * 10
+    >>> [round(w, 3) for w in class_weights(labels)]  # 1/90 and 1/10, normalised: the rare dog weighs 9 times more
+    [0.1, 0.9]
+    """
     method = check_choice("method", method, WEIGHT_METHODS)
     beta = check_number("beta", beta, low=0, high=1, high_open=True, hint="0.9, 0.99, 0.999 are usual values")
     counts = {py_scalar(c): int(n) for c, n in label_series(labels).value_counts().items()}  # observed labels only

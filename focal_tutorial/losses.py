@@ -22,7 +22,7 @@ def focal_loss_reference(
     gamma: float = 2.0,  # focusing parameter >= 0
     label_smoothing: float = 0.0,  # eps in [0, 1]: -log p becomes -(1 - eps) log p - eps mean_c log p_c; factor and alpha stay the hard label's
 ) -> torch.Tensor:  # the per-sample losses, float32 (float64 for float64 logits)
-    "Per-sample focal loss $-\\alpha_y(1-p)^\\gamma\\log p$ in plain autograd operations: the readable definition."
+    "Per-sample focal loss `-alpha_y * (1 - p)**gamma * log(p)` in plain autograd operations: the readable definition."
     logp_all = torch.log_softmax(logits, 1, dtype=torch.promote_types(logits.dtype, torch.float32))
     logp = logp_all.gather(1, target.long().unsqueeze(1)).squeeze(1)  # log p of the target class
     q = -torch.expm1(logp)  # 1 - p, exact as p -> 1
@@ -31,24 +31,10 @@ def focal_loss_reference(
     loss = mod * ce
     return loss if alpha is None else alpha.to(loss).take(target.long()) * loss
 
-# %% ../nbs/01_losses.ipynb #eed12b74
-def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
-    """The gradient of `focal_loss_reference` as a differentiable graph (for create_graph=True): `t` (N, 1, d1, ...)
-    with ignored positions set to 0, `ignored` their mask or None, `n` the number of positions "mean" divides by."""
-    with torch.enable_grad():
-        x = logits if ignored is None else logits.masked_fill(ignored, 0.0)  # no NaN from ignored rows
-        loss = focal_loss_reference(x, t.squeeze(1), alpha, gamma)
-        if ignored is not None:
-            loss = loss.masked_fill(ignored.squeeze(1), 0.0)
-        if reduction == "mean":
-            grad = grad / (n.clamp_min(1) if torch.is_tensor(n) else max(n, 1))
-        g, = torch.autograd.grad(loss, logits, grad.expand_as(loss), create_graph=True)
-    return g
+# %% ../nbs/01_losses.ipynb #35ade9b0
+REDUCTIONS = ("mean", "sum", "none")  # "mean": the sum over the number of non-ignored targets; "none": per sample
 
 # %% ../nbs/01_losses.ipynb #41980a3d
-REDUCTIONS = ("mean", "sum", "none")
-
-
 def _check_smoothing(value) -> float:
     return check_number("label_smoothing", value, low=0, high=1, hint="0 is none, 0.1 is usual (as in F.cross_entropy)")
 
@@ -262,6 +248,20 @@ def _func_targets(target, C: int, ignore_index: int):
             raise _bad_target(target, int(bad[0]), C, ignore_index)
     return t.masked_fill(ignored, 0), ignored, (~ignored).sum()
 
+# %% ../nbs/01_losses.ipynb #eed12b74
+def _reference_grad(grad, logits, t, alpha, gamma, ignored, reduction, n):
+    """The gradient of `focal_loss_reference` as a differentiable graph (for create_graph=True): `t` (N, 1, d1, ...)
+    with ignored positions set to 0, `ignored` their mask or None, `n` the number of positions "mean" divides by."""
+    with torch.enable_grad():
+        x = logits if ignored is None else logits.masked_fill(ignored, 0.0)  # no NaN from ignored rows
+        loss = focal_loss_reference(x, t.squeeze(1), alpha, gamma)
+        if ignored is not None:
+            loss = loss.masked_fill(ignored.squeeze(1), 0.0)
+        if reduction == "mean":
+            grad = grad / (n.clamp_min(1) if torch.is_tensor(n) else max(n, 1))
+        g, = torch.autograd.grad(loss, logits, grad.expand_as(loss), create_graph=True)
+    return g
+
 # %% ../nbs/01_losses.ipynb #50ea3f7b
 def focal_loss(
     logits: torch.Tensor,  # raw scores, (N, C) or (N, C, d1, ...) like F.cross_entropy; float16/bfloat16 computed in float32
@@ -274,7 +274,29 @@ def focal_loss(
     sample_weight=None,  # a tensor of weights >= 0 shaped like `target`; "mean" still divides by the number of kept targets
     sync_count: bool = False,  # "mean" under torch.distributed: divide by the kept targets of all ranks (one big batch)
 ) -> torch.Tensor:  # a scalar, or per-sample losses for reduction="none" (float32 for half inputs)
-    "Focal loss $-\\alpha_{y}(1-p_{y})^\\gamma \\log p_{y}$ (Lin et al. 2017), exact and about as fast as cross-entropy."
+    """Focal loss (Lin et al. 2017): cross-entropy scaled down for the samples the model already gets right.
+
+    `FL = -alpha_y * (1 - p)**gamma * log(p)`, where p = softmax(logits)[y] is the probability of the target class y.
+    With gamma=0 and no alpha it is `F.cross_entropy`; "mean" divides by the number of non-ignored targets.
+
+    Parameters
+    ----------
+    logits : raw scores, (N, C) or (N, C, d1, ...); float16 and bfloat16 are computed in float32
+    target : class indices 0..C-1 of any integer dtype, (N) or (N, d1, ...)
+    alpha : per-class weights (list, array, tensor, e.g. class_weights(labels)), or None for all 1
+    gamma : focusing parameter >= 0; 0 gives (alpha-weighted) cross-entropy
+    reduction : "mean" over non-ignored targets, "sum", or "none" (one loss per target)
+    ignore_index : targets equal to this contribute 0 and are not counted by "mean"
+    label_smoothing : in [0, 1], as in F.cross_entropy; the factor and alpha stay the hard label's
+    sample_weight : a tensor of weights >= 0 shaped like target, or None
+    sync_count : with "mean" under torch.distributed, divide by the non-ignored targets of all ranks
+
+    Examples
+    --------
+    >>> logits, target = torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 0])  # right, then wrong
+    >>> focal_loss(logits, target, gamma=2.0, reduction="none")  # cross-entropy: 0.1269, 2.1269
+    tensor([0.0018, 1.6501])
+    """
     reduction = check_choice("reduction", reduction, REDUCTIONS)
     return _focal(logits, target, alpha, check_gamma(gamma), reduction,
                   check_int("ignore_index", ignore_index, low=-2**63, high=2**63 - 1, hint="-100 is F.cross_entropy's default"),
@@ -282,7 +304,26 @@ def focal_loss(
 
 # %% ../nbs/01_losses.ipynb #5e9f8f00
 class FocalLoss(nn.Module):
-    "Focal loss as an `nn.Module`; `alpha` is a buffer, so it follows the module's `.to(...)`."
+    """Focal loss as an `nn.Module`: `focal_loss` with its settings kept, and `alpha` a buffer.
+
+    `FL = -alpha_y * (1 - p)**gamma * log(p)`, where p = softmax(logits)[y]. Call it as `crit(logits, target)` or
+    `crit(logits, target, sample_weight)`, with the shapes `focal_loss` takes.
+
+    Parameters
+    ----------
+    alpha : per-class weights (list, array, tensor, e.g. class_weights(labels)), or None for all 1
+    gamma : focusing parameter >= 0; 0 gives (alpha-weighted) cross-entropy
+    reduction : "mean" over non-ignored targets, "sum", or "none" (one loss per target)
+    ignore_index : targets equal to this contribute 0 and are not counted by "mean"
+    label_smoothing : in [0, 1], as in nn.CrossEntropyLoss; the factor and alpha stay the hard label's
+    sync_count : with "mean" under torch.distributed, divide by the non-ignored targets of all ranks
+
+    Examples
+    --------
+    >>> crit = FocalLoss(alpha=[0.25, 0.75], gamma=2.0)  # e.g. alpha=class_weights(train_labels)
+    >>> crit(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 0]))  # mean of 0.25 * (0.0018, 1.6501)
+    tensor(0.2065)
+    """
 
     def __init__(
         self,

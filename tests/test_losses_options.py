@@ -23,7 +23,7 @@ def reference(x, y, alpha, gamma, eps=0.0, w=None, ignore_index=-100):
         logp = row - row.max() - np.log(np.exp(row - row.max()).sum())
         a = 1.0 if alpha is None else alpha[c]
         ce = -(1 - eps) * logp[c] - eps * logp.mean()
-        out[i] = a * (1 - np.exp(logp[c])) ** gamma * ce * (1.0 if w is None else float(w.reshape(-1)[i]))
+        out[i] = a * (-np.expm1(logp[c])) ** gamma * ce * (1.0 if w is None else float(w.reshape(-1)[i]))  # 1 - p, exact as p -> 1
     return torch.tensor(out.reshape(y.shape), dtype=F64)
 
 
