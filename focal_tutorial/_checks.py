@@ -220,30 +220,17 @@ def check_1d(
                          "one column.")
 
 # %% ../nbs/00_checks.ipynb #c7f1a002
-def check_y_true_first(
-    y_true,  # what was passed first: the true labels, 1-D
-    proba,  # what was passed second: the probabilities, 2-D
-    call: str = "ece(y_test, proba)",  # an example of the right call, for the message
-) -> None:
-    "Refuse labels and probabilities passed the other way round (2-D first, 1-D second): the true labels come first, as in scikit-learn."
-    if _ndim(y_true) == 2 and _ndim(proba) == 1:
+def check_y_true_first(y_true, proba, call: str = "ece(y_test, proba)") -> None:
+    "Refuse true labels and probabilities passed the other way round (2-D first, 1-D second), naming the right `call`."
+    try:
+        swapped = np.ndim(y_true) == 2 and np.ndim(proba) == 1
+    except (TypeError, ValueError):  # ragged lists: the checks that follow name them
+        swapped = False
+    if swapped:
         raise TypeError(f"y_true is 2-D and proba 1-D: the arguments look swapped. The true labels come first, as in "
                         f"scikit-learn's metrics: {call}.")
 
-
-def _ndim(x) -> int | None:
-    "The number of dimensions of an array, DataFrame, tensor or (nested) list; None if it has none to tell."
-    try:
-        return np.ndim(x) if not hasattr(x, "ndim") else x.ndim
-    except (TypeError, ValueError):
-        return None
-
 # %% ../nbs/00_checks.ipynb #49c00bbc
-def _positions(mask) -> list[int]:
-    "The first five positions where `mask` is true, as plain ints for a message."
-    return [int(i) for i in np.flatnonzero(np.asarray(mask))[:5]]
-
-
 def label_series(
     labels,  # 1-D list, array, Series or tensor of labels
     name: str = "labels",  # the argument's name
@@ -265,7 +252,7 @@ def label_series(
     missing = s.isna()
     if missing.any():
         raise ValueError(f"{name} has {int(missing.sum())} missing labels (None/NaN), first at positions "
-                         f"{_positions(missing)}; drop or fill them first, e.g. `df.dropna(subset=['label'])`.")
+                         f"{[int(i) for i in np.flatnonzero(missing)[:5]]}; drop or fill them first, e.g. `df.dropna(subset=['label'])`.")
     if s.dtype == object:
         try:
             s.nunique()  # hashes every label
@@ -277,11 +264,11 @@ def label_series(
 
 
 def is_hashable(v) -> bool:
+    "Whether `v` can be a label or a column name: `hash(v)` works."
     try:
-        hash(v)
+        return hash(v) is not None
     except TypeError:
         return False
-    return True
 
 # %% ../nbs/00_checks.ipynb #7a42f068
 def label_column(
