@@ -116,7 +116,32 @@ def compare_recipes(
     verbose: bool = True,  # print one line per fit
     **fit_kwargs,  # more `fit_predictor` arguments: verbosity (default 0), predictor_kwargs, time_limit, ...
 ) -> pd.DataFrame:  # one row per (recipe, seed), in fit order: recipe, seed, the metrics, fit_seconds
-    "Train every recipe once per seed (the order rotating) and score each fit's test predictions and probabilities."
+    """Train every recipe once per seed (the order rotating) and score each fit's test predictions and probabilities.
+
+    Did focal loss help on my data? Each recipe is a hyperparameters dict for AutoMM's MultiModalPredictor; every
+    recipe and split is checked before the first fit. Per fit: accuracy, balanced accuracy, macro-F1, the rarest
+    class's recall (of the most probable class), then ECE, NLL and Brier score of predict_proba (lower is better),
+    and with logit_adjusted=True the same after logit adjustment by the training priors (columns la_*).
+
+    Parameters
+    ----------
+    train_data : the training DataFrame, or a function seed -> (train_data, test_data) for a new split per seed
+    test_data : the test DataFrame every fit is scored on; None when train_data is a function
+    recipes : {name: hyperparameters}, two or more, e.g. {"cross-entropy": base, "focal loss": focal}
+    seeds : distinct training seeds; every recipe trains once per seed
+    label : the label column
+    logit_adjusted : also score the probabilities after logit adjustment (la_* columns)
+    rare_class : the class of rare_class_recall; default the one with the fewest training labels
+    keep_proba : keep each fit's test probabilities and labels (columns proba, y_test)
+    verbose : print one line per fit
+    **fit_kwargs : more fit_predictor arguments (verbosity, predictor_kwargs, time_limit, ...)
+
+    Returns one row per (recipe, seed), in fit order. Example:
+
+    >>> runs = compare_recipes(train, test, {"cross-entropy": base, "focal loss": focal})  # doctest: +SKIP
+    >>> table = verdicts(runs, "focal loss", "cross-entropy", by="recipe")  # doctest: +SKIP
+    >>> print(verdict_sentence(table, "focal loss", "cross-entropy"))  # doctest: +SKIP
+    """
     recipes = _check_recipes(recipes)
     seeds = check_list("seeds", seeds, lambda n, s: check_seed(s, name=n), "(0, 1, 2)")
     logit_adjusted, keep_proba, verbose = (_flag(n, v) for n, v in (("logit_adjusted", logit_adjusted),
@@ -146,7 +171,7 @@ def compare_recipes(
                 row["proba"], row["y_test"] = proba, y.to_numpy()
             rows.append(row)
             if verbose:
-                print(f"seed {seed} {name}: balanced accuracy {row['balanced_accuracy']:.3f}, recall of {rare!r} "
+                print(f"seed {seed} {name}: balanced accuracy {row['balanced_accuracy']:.3f}, recall of {py_scalar(rare)!r} "
                       f"(rarest) {row['rare_class_recall']:.3f}, ECE {row['ece']:.3f} ({seconds:.0f} s)", flush=True)
     return pd.DataFrame(rows)
 

@@ -200,7 +200,7 @@ def check_search_space(
                          f"space; e.g. {GAMMA_KEY!r}: tune.choice([0, 1, 2]), or use focal_search_space(train_data).")
     if "optim.loss_func" in searched:
         raise ValueError("search_space searches optim.loss_func; fix it to 'focal_loss' and compare with "
-                         "cross-entropy separately (as compare_with_baseline does).")
+                         "cross-entropy separately (as compare_recipes does).")
     unknown = sorted(k for k in h if k.startswith("optim.focal_loss.") and k not in FOCAL_KEYS)
     if unknown:
         raise ValueError(f"unknown focal-loss settings {unknown}; AutoMM's are {list(FOCAL_KEYS)}.")

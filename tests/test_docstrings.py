@@ -59,3 +59,16 @@ def test_show_doc_shows_the_summary_and_formula_only(name):
     shown = _docstring(obj)
     assert formula in shown and inspect.getdoc(obj).splitlines()[0] in shown
     assert "Parameters" not in shown and ">>>" not in shown and len(shown.splitlines()) <= 4
+
+
+def test_compare_recipes_docstring_names_every_parameter_and_shows_the_call():
+    "help(compare_recipes): the question it answers, one line per parameter, and the three calls that answer it."
+    from focal_tutorial.compare import compare_recipes
+    doc = inspect.getdoc(compare_recipes)
+    assert "Did focal loss help on my data?" in doc and "$" not in doc
+    section = doc.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
+    listed = [line.split(" : ", 1)[0].lstrip("*") for line in section.splitlines()]
+    assert listed == _params(compare_recipes)
+    calls = [line for line in doc.splitlines() if line.lstrip().startswith(">>> ")]
+    assert len(calls) == 3 and all(f"{name}(" in call for name, call in
+                                   zip(("compare_recipes", "verdicts", "verdict_sentence"), calls))

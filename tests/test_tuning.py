@@ -31,7 +31,7 @@ from focal_tutorial.ray_cluster import CONNECT_TIMEOUT, ray_session  # noqa: E40
 from focal_tutorial.search_space import (ALPHA_KEY, GAMMA_KEY, alpha_choices, alpha_string,  # noqa: E402
                                          check_search_space, focal_search_space, parse_alpha)
 from focal_tutorial.tuning import (MIN_TRIAL_SECONDS, _automm_default_gamma, _progress_callback,  # noqa: E402
-                                   plot_trials, tune_focal, tuned_hyperparameters, tuning_verdict)
+                                   plot_trials, tune_focal, tuned_hyperparameters)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RAY_PROCESSES = ("raylet", "gcs_server")
@@ -216,32 +216,6 @@ def test_gpus_per_trial_without_num_cpus(df, space, monkeypatch, via):
     with pytest.raises(exc, match=message):
         tune_focal(df, df, space, num_trials=2, resources_per_trial={"num_gpus": 1})
     assert ray_processes() == []
-
-
-# ---------------------------------------------------------------- the verdict
-
-def test_tuning_verdict_counts_seeds():
-    runs = pd.DataFrame({"recipe": ["tuned focal"] * 3 + ["cross-entropy"] * 3, "seed": [0, 1, 2] * 2,
-                         "balanced_accuracy": [0.9, 0.8, 0.7, 0.85, 0.8, 0.6],
-                         "macro_f1": [0.5, 0.5, 0.5, 0.6, 0.6, 0.6],
-                         "rare_class_recall": [0.5, 0.6, 0.4, 0.5, 0.7, 0.3]})
-    v = tuning_verdict(runs)
-    assert v.loc["balanced_accuracy", ["ahead", "behind", "level"]].tolist() == [2, 0, 1]
-    assert v.loc["balanced_accuracy", "verdict"] == "better"
-    assert v.loc["macro_f1", "verdict"] == "worse"
-    assert v.loc["rare_class_recall", "verdict"] == "no clear difference"
-    assert v.loc["macro_f1", "difference"] == pytest.approx(-0.1)
-
-
-def test_tuning_verdict_names_a_missing_recipe_and_takes_one_metric_name():
-    runs = pd.DataFrame({"recipe": ["tuned focal"] * 2 + ["cross-entropy"] * 2, "seed": [0, 1] * 2,
-                         "macro_f1": [0.7, 0.8, 0.6, 0.6]})
-    with pytest.raises(ValueError, match="no recipe 'focal'.*tuned="):
-        tuning_verdict(runs, tuned="focal", metrics=["macro_f1"])
-    with pytest.raises(ValueError, match="no recipe 'ce'.*baseline="):
-        tuning_verdict(runs, baseline="ce", metrics=["macro_f1"])
-    one = tuning_verdict(runs, metrics="macro_f1")
-    assert one.equals(tuning_verdict(runs, metrics=["macro_f1"])) and one.loc["macro_f1", "verdict"] == "better"
 
 
 # ---------------------------------------------------------------- addresses: refused or failing fast, before any work
