@@ -113,7 +113,7 @@ def compare_recipes(
     logit_adjusted: bool = False,  # also score the probabilities after logit adjustment by the training priors (la_*)
     rare_class=None,  # the class of `rare_class_recall`; default: the one with the fewest training labels
     keep_proba: bool = False,  # keep each fit's test probabilities and labels (columns proba, y_test)
-    verbose: bool = True,  # print one line per fit
+    verbose: bool = True,  # print one line per fit (its seconds are in the fit_seconds column)
     **fit_kwargs,  # more `fit_predictor` arguments: verbosity (default 0), predictor_kwargs, time_limit, ...
 ) -> pd.DataFrame:  # one row per (recipe, seed), in fit order: recipe, seed, the metrics, fit_seconds
     """Train every recipe once per seed (the order rotating) and score each fit's test predictions and probabilities.
@@ -172,7 +172,7 @@ def compare_recipes(
             rows.append(row)
             if verbose:
                 print(f"seed {seed} {name}: balanced accuracy {row['balanced_accuracy']:.3f}, recall of {py_scalar(rare)!r} "
-                      f"(rarest) {row['rare_class_recall']:.3f}, ECE {row['ece']:.3f} ({seconds:.0f} s)", flush=True)
+                      f"(rarest) {row['rare_class_recall']:.3f}, ECE {row['ece']:.3f}", flush=True)
     return pd.DataFrame(rows)
 
 # %% ../nbs/03a_compare.ipynb #ed17af71
