@@ -239,5 +239,5 @@ def plot_reliability(
                    edgecolor="white", linewidth=0.5, zorder=3)
     ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="confidence (mean of the bin)", ylabel="accuracy (of the bin)",
            title=title, aspect="equal")
-    ax.legend(loc="upper left", fontsize="small", frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize="small", frameon=False)  # off the curves
     return ax

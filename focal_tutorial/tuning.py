@@ -257,5 +257,5 @@ def plot_trials(
     pick = trials[trials["chosen"].astype(bool)]
     ax.scatter(pick["gamma"], pick["score"], s=300, facecolors="none", edgecolors="black", label="picked")
     ax.set(xlabel="gamma", ylabel=metric, xticks=sorted(trials["gamma"].unique()))
-    ax.legend(title="alpha method", frameon=False)
+    ax.legend(title="alpha method", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))  # off the lines
     return ax
