@@ -29,7 +29,7 @@ allocator's alloc/free events during forward+backward, i.e. bytes the op kernels
 (the logits' .grad included; kernel-internal scratch that bypasses torch's allocator is not seen).
 Peak memory, CUDA: torch.cuda.max_memory_allocated() above the memory allocated before the call.
 On CPU with numba installed, the focal loss is timed twice: as it runs (`focal`: small batches in the compiled loop
-of focal_tutorial.cpu_kernel, larger ones with its compiled per-position helpers) and as on a machine without numba
+of focal_tutorial.cpu_kernel) and as on a machine without numba
 (`no-numba`: the module's cache of the compiled code set to [None], what a failed `import numba` leaves).
 The summary line sums the grid up: the median and the largest focal/CE time ratio, the geometric mean of the
 AutoMM/focal time ratios and the largest focal/CE peak-memory ratio.
