@@ -58,6 +58,10 @@ def vs_baseline(
                        pair_on=["ratio", "seed"])
 
 # %% ../nbs/06b_study_analysis.ipynb #59c25138
+_LABELS = {"rare_class_recall": "rare-class recall", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1",
+           "accuracy": "accuracy", "ece": "ECE", "nll": "NLL", "brier": "Brier score"}  # a metric as a figure names it
+
+
 def plot_heatmaps(
     runs: pd.DataFrame,  # the output of `sweep`
     metric: str = "rare_class_recall",  # the metric shown
@@ -94,8 +98,9 @@ def plot_heatmaps(
         ax.tick_params(axis="y", rotation=0)
     for ax in axes.flat[len(ratios):]:
         ax.set_visible(False)
-    what = (f"{metric}: mean difference from gamma={baseline[0]:g}, alpha={baseline[1]}" if delta
-            else f"{metric}: mean")
+    name = _LABELS.get(metric, metric)
+    what = (f"{name}: mean difference from gamma={baseline[0]:g}, alpha={baseline[1]}" if delta
+            else f"{name}: mean")
     fig.suptitle(f"{what} over {runs['seed'].nunique()} seeds (one colour scale per panel)")
     fig.tight_layout()
     return fig
@@ -127,7 +132,7 @@ def plot_vs_ratio(
         if len(ratios) > 1:
             ax.set_xlim(max(ratios) * 1.3, min(ratios) / 1.3)  # balanced on the left, most imbalanced on the right
     fg.set_titles(f"{col} = {{col_name}}")
-    fg.set_axis_labels("ratio (rarest / largest)", metric)
+    fg.set_axis_labels("ratio (rarest / largest)", _LABELS.get(metric, metric))
     return fg
 
 # %% ../nbs/06b_study_analysis.ipynb #h20a0002
