@@ -14,7 +14,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['SEED_MAX', 'got', 'py_scalar', 'few', 'check_number', 'check_int', 'check_seed', 'check_gamma', 'check_factor',
-           'check_choice', 'check_list', 'check_1d', 'check_y_true_first', 'label_series', 'is_hashable',
+           'check_choice', 'check_bool', 'check_list', 'check_1d', 'check_y_true_first', 'label_series', 'is_hashable',
            'label_column', 'sorted_classes', 'check_classes', 'check_alpha']
 
 # %% ../nbs/00_checks.ipynb #84d7984e
@@ -178,6 +178,13 @@ def check_choice(
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}{_hint(hint)}.")
     return value
 
+# %% ../nbs/00_checks.ipynb #c7f1a006
+def check_bool(name: str, value) -> bool:
+    "`value` as a bool, after checking it is True or False (a NumPy bool too)."
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {got(value)}.")
+    return bool(value)
+
 # %% ../nbs/00_checks.ipynb #f4947fe2
 def check_list(
     name: str,  # the argument's name
@@ -195,11 +202,7 @@ def check_list(
     if not values:
         raise ValueError(f"{name} is empty{empty}; give at least one value{eg}.")
     if unique:
-        seen, dups = set(), []
-        for v in values:
-            if v in seen and v not in dups:
-                dups.append(v)
-            seen.add(v)
+        dups = list(dict.fromkeys(v for i, v in enumerate(values) if v in values[:i]))
         if dups:
             raise ValueError(f"{name} has duplicates {few(sorted(dups, key=_shown))}; list each value once.")
     return values

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
-from ._checks import check_int, check_number, check_seed
+from ._checks import check_bool, check_int, check_number, check_seed
 from ._machine import _TorchThreads
 from .core import class_weights
 from .data import DIGIT_CLASSES
@@ -73,8 +73,7 @@ def fit_cnn(
                          f"y {tuple(y.shape)}.")
     n_classes = int(y.max()) + 1 if n_classes is None else check_int("n_classes", n_classes, low=2)
     loss = FocalLoss(gamma=0.0) if loss is None else loss
-    if not isinstance(oversample, bool):
-        raise TypeError(f"oversample must be True or False, got {oversample!r}.")
+    oversample = check_bool("oversample", oversample)
     with torch.device("meta"):  # built without drawing from torch's global generator: the caller's is untouched
         model = SmallCNN(n_classes, width)
     model = _init(model.to_empty(device="cpu"), torch.Generator().manual_seed(seed))

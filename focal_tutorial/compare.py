@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import automm
-from ._checks import check_list, check_seed, few, got, py_scalar
+from ._checks import check_bool, check_list, check_seed, few, got, py_scalar
 from .calibration import CALIBRATION_METRICS, calibration_metrics
 from .evaluate import MIN_PAIRS, SCALAR_METRICS, VERDICT_COLUMNS, evaluate
 from .posthoc import adjust_proba, class_priors
@@ -23,12 +23,6 @@ __all__ = ['compare_recipes', 'verdict_sentence']
 
 # %% ../nbs/03a_compare.ipynb #1356d0df
 _RESERVED = ("train_data", "hyperparameters", "label", "path", "seed")  # compare_recipes sets these for each fit
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {got(value)}.")
-    return bool(value)
 
 
 def _check_recipes(recipes) -> dict:
@@ -144,7 +138,7 @@ def compare_recipes(
     """
     recipes = _check_recipes(recipes)
     seeds = check_list("seeds", seeds, lambda n, s: check_seed(s, name=n), "(0, 1, 2)")
-    logit_adjusted, keep_proba, verbose = (_flag(n, v) for n, v in (("logit_adjusted", logit_adjusted),
+    logit_adjusted, keep_proba, verbose = (check_bool(n, v) for n, v in (("logit_adjusted", logit_adjusted),
                                                                     ("keep_proba", keep_proba), ("verbose", verbose)))
     taken = sorted(set(fit_kwargs) & set(_RESERVED))
     if taken:

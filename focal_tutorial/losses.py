@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_alpha, check_choice, check_gamma, check_int, check_number
+from ._checks import check_alpha, check_bool, check_choice, check_gamma, check_int, check_number
 from .engine import _COMPUTE, _bad_target, _first_bad, _targets, fast_focal_loss
 
 # %% auto #0
@@ -40,8 +40,7 @@ def _check_smoothing(value) -> float:
 
 
 def _check_sync(value, reduction: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"sync_count must be True or False, got {value!r}.")
+    value = check_bool("sync_count", value)
     if value and reduction not in ("mean", "mean_positive"):
         raise ValueError(f"sync_count=True changes what reduction='mean' divides by; with reduction={reduction!r} "
                          "there is nothing to divide: leave sync_count out, or use reduction='mean'.")

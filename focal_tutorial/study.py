@@ -14,7 +14,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from ._checks import check_choice, check_gamma, check_int, check_list, check_number, check_seed
+from ._checks import check_bool, check_choice, check_gamma, check_int, check_list, check_number, check_seed
 from .calibration import CALIBRATION_METRICS, calibration_metrics
 from .cnn import _check_recipe, fit_cnn, predict_logits
 from .core import ALPHA_METHODS, GAMMAS, class_weights
@@ -148,8 +148,7 @@ def sweep(
     _check_recipe(epochs, lr, batch_size, width)
     n_jobs = check_int("n_jobs", n_jobs, low=1)
     sampling = check_choice("sampling", sampling, SAMPLINGS, hint="'oversample' draws minibatches class-balanced")
-    if not isinstance(keep_proba, bool):
-        raise TypeError(f"keep_proba must be True or False, got {keep_proba!r}.")
+    keep_proba = check_bool("keep_proba", keep_proba)
     every = 1.0 if isinstance(progress, bool) else check_number(
         "progress", progress, low=0, low_open=True, hint="True, False, or the seconds between updates of the bar")
     recipe = dict(epochs=epochs, lr=lr, batch_size=batch_size, width=width)
